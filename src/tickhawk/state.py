@@ -1,0 +1,184 @@
+"""Per-symbol state: the trade ring, time bars, indicators, book seam and strategies.
+
+Everything here runs synchronously inside the frame callback. A trade goes:
+ring → bar aggregators (a closed bar commits indicators and calls ``on_bar``)
+→ forming-bar indicator peeks → ``on_trade`` hooks. A decision becomes a
+:class:`~tickhawk.model.Signal` stamped with every stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter_ns
+
+from tickhawk.bars.time_bars import TimeBars
+from tickhawk.indicators.streams import IndicatorSet
+from tickhawk.model import Bar, BookUpdate, Quote, Signal, Trade
+from tickhawk.ring import Ring
+from tickhawk.strategy.api import Decision, Strategy, overrides
+
+__all__ = ["SymbolState"]
+
+
+class SymbolState:
+    """The live state of one symbol, fed by the venue decoder.
+
+    ``bars`` maps an interval label (``"1m"``) to its aggregator;
+    ``indicators`` maps an interval label to its indicator set, whose
+    ``values`` hold intra-bar values after every trade when ``peek`` is on.
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        bar_intervals: list[int],
+        indicators: dict[int, IndicatorSet],
+        strategies: list[Strategy],
+        emit: Callable[[Signal], None],
+        trade_capacity: int = 4096,
+        bar_history: int = 1000,
+        peek: bool = True,
+    ) -> None:
+        self.symbol = symbol
+        self.trades: Ring[Trade] = Ring(trade_capacity)
+        self.last_price = 0.0
+        self.quote: Quote | None = None
+        self.last_book: BookUpdate | None = None
+        self.venue_bars: dict[str, Bar] = {}
+        self.book_updates = 0
+        self.quotes = 0
+        self.bar_count = 0
+        self.signal_count = 0
+        self.last_signal: Signal | None = None
+        self._emit_signal = emit
+        #: Called with every applied trade / closed bar (replay output, recorders).
+        self.trade_listeners: list[Callable[[Trade], None]] = []
+        self.bar_listeners: list[Callable[[Bar], None]] = []
+        self.bars: dict[str, TimeBars] = {}
+        self.indicators: dict[str, IndicatorSet] = {}
+        self._aggregators: list[TimeBars] = []
+        self._peeks: list[tuple[Callable[[TimeBars], None], TimeBars]] = []
+        self._bar_indicators: dict[str, Callable[[Bar], None]] = {}
+        for interval_ns in sorted(set(bar_intervals) | set(indicators)):
+            bars = TimeBars(symbol, interval_ns, self._on_bar, history_size=bar_history)
+            self.bars[bars.interval] = bars
+            self._aggregators.append(bars)
+            indicator_set = indicators.get(interval_ns)
+            if indicator_set is not None:
+                self.indicators[bars.interval] = indicator_set
+                self._bar_indicators[bars.interval] = indicator_set.update
+                if peek:
+                    self._peeks.append((indicator_set.peek, bars))
+        self.strategies = strategies
+        self._on_trade = [s for s in strategies if overrides(s, "on_trade")]
+        self._on_bar = [s for s in strategies if overrides(s, "on_bar")]
+        self._on_book = [s for s in strategies if overrides(s, "on_book")]
+        # Stage stamps of the message being processed, for signals raised deep inside.
+        self._t_recv = 0
+        self._t_decoded = 0
+        self._ts_recv = 0
+
+    # -- feed sink -------------------------------------------------------------
+
+    def on_trade(self, trade: Trade, t_recv: int, t_decoded: int) -> None:
+        """Apply one trade; run the trade hooks."""
+        self._t_recv = t_recv
+        self._t_decoded = t_decoded
+        self._ts_recv = trade.ts_recv
+        self.trades.append(trade)
+        price = trade.price
+        self.last_price = price
+        qty = trade.qty
+        ts = trade.ts_event
+        for bars in self._aggregators:
+            bars.add(price, qty, ts)
+        for peek, bars in self._peeks:
+            peek(bars)
+        if self.trade_listeners:
+            for listener in self.trade_listeners:
+                listener(trade)
+        if self._on_trade:
+            t_state = perf_counter_ns()
+            for strategy in self._on_trade:
+                decision = strategy.on_trade(self, trade)
+                if decision is not None:
+                    self._signal(strategy, decision, price, ts, t_state)
+
+    def on_quote(self, quote: Quote, t_recv: int, t_decoded: int) -> None:
+        """Apply a best bid/ask update; run the book hooks."""
+        self.quote = quote
+        self.quotes += 1
+        if self._on_book:
+            self._book_hooks(quote, quote.ts_event, quote.ts_recv, t_recv, t_decoded)
+
+    def on_book(self, update: BookUpdate, t_recv: int, t_decoded: int) -> None:
+        """Apply an L2 diff (the order-book engine plugs in here); run the book hooks."""
+        self.last_book = update
+        self.book_updates += 1
+        if self._on_book:
+            self._book_hooks(update, update.ts_event, update.ts_recv, t_recv, t_decoded)
+
+    def on_venue_bar(self, bar: Bar) -> None:
+        """Keep the venue's own closed kline (bars used by indicators come from trades)."""
+        self.venue_bars[bar.interval] = bar
+
+    def advance(self, ts_event: int) -> None:
+        """Close bars whose end exchange time ``ts_event`` has passed (a timer calls this)."""
+        self._t_recv = self._t_decoded = perf_counter_ns()
+        for bars in self._aggregators:
+            bars.advance(ts_event)
+
+    # -- internals -------------------------------------------------------------
+
+    def _book_hooks(
+        self, update: BookUpdate | Quote, ts: int, ts_recv: int, t_recv: int, t_decoded: int
+    ) -> None:
+        self._t_recv = t_recv
+        self._t_decoded = t_decoded
+        self._ts_recv = ts_recv
+        t_state = perf_counter_ns()
+        for strategy in self._on_book:
+            decision = strategy.on_book(self, update)
+            if decision is not None:
+                self._signal(strategy, decision, self.last_price, ts, t_state)
+
+    def _on_bar(self, bar: Bar) -> None:
+        self.bar_count += 1
+        update = self._bar_indicators.get(bar.interval)
+        if update is not None:
+            update(bar)
+        if self.bar_listeners:
+            for listener in self.bar_listeners:
+                listener(bar)
+        if self._on_bar:
+            t_state = perf_counter_ns()
+            for strategy in self._on_bar:
+                if strategy.interval is None or strategy.interval == bar.interval:
+                    decision = strategy.on_bar(self, bar)
+                    if decision is not None:
+                        self._signal(strategy, decision, bar.close, bar.open_time, t_state)
+
+    def _signal(
+        self, strategy: Strategy, decision: Decision, price: float, ts_event: int, t_state: int
+    ) -> None:
+        t_strategy = perf_counter_ns()
+        signal = Signal(
+            self.symbol,
+            strategy.name,
+            decision.direction,
+            decision.score,
+            price,
+            decision.reason,
+            decision.features,
+            ts_event,
+            self._ts_recv,
+            self._t_recv,
+            self._t_decoded,
+            t_state,
+            t_strategy,
+            perf_counter_ns(),
+        )
+        self.signal_count += 1
+        self.last_signal = signal
+        self._emit_signal(signal)
