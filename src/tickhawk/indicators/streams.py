@@ -177,8 +177,21 @@ class StreamIndicator:
         """Return the output(s) as if ``bar`` closed now, without committing it."""
         peek = self._peek
         if peek is None:
-            return self.value
+            return self._peek_warming(bar)
         return peek(bar)
+
+    def _peek_warming(self, bar: BarLike) -> Any:
+        """Before the stream opens: a value only when this bar completes the history."""
+        if self._stream is not None or len(self._history[0]) != self.lookback:
+            return self.value
+        arrays = [
+            np.asarray([*column, getattr(bar, field)], dtype=np.float64)
+            for column, field in zip(self._history, self.fields, strict=True)
+        ]
+        try:
+            return getattr(talib.stream, self.fn)(*arrays, **self.params).value
+        except talib.InsufficientHistory:
+            return self.value
 
     @property
     def value(self) -> Any:

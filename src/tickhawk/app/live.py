@@ -1,0 +1,192 @@
+"""The live engine: sessions feeding the engine, statistics, the view; ``tickhawk run``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal as os_signal
+import sys
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from tickhawk.app.view import StatusView, make_view
+from tickhawk.config import Config, ConfigError, load_config
+from tickhawk.engine import Engine
+from tickhawk.metrics.latency import LatencyWindow
+from tickhawk.model import Signal
+from tickhawk.net.session import WsSession
+
+__all__ = ["LiveApp", "Summary", "add_arguments", "install_event_loop", "run"]
+
+#: Binance allows at most 1024 streams on one connection.
+STREAMS_PER_CONNECTION = 1024
+
+
+class Summary(msgspec.Struct):
+    """What a live run did, printed at its end."""
+
+    seconds: float
+    messages: int
+    trades: int
+    bars: int
+    signals: int
+    rejected: int
+    msgs_per_s: float
+    latency_p50_us: float
+    latency_p99_us: float
+    cpu_s: float
+    reconnects: int
+
+
+def install_event_loop() -> None:
+    """Use uvloop where it is installed (it is on Linux and macOS)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+class LiveApp:
+    """Run an engine on live WebSocket sessions until stopped."""
+
+    def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
+        self.config = config
+        self.engine = engine or Engine(config)
+        self.latency = LatencyWindow()
+        self.recent_signals: list[Signal] = []
+        self.engine.sinks.append(self._on_signal)
+        self.feed = self.engine.feed()
+        ws_url, _ = config.venue.endpoints()
+        streams = self.feed.streams
+        self.sessions = [
+            WsSession(ws_url, streams[i : i + STREAMS_PER_CONNECTION], self.feed.on_message)
+            for i in range(0, len(streams), STREAMS_PER_CONNECTION)
+        ]
+        self.started = time.monotonic()
+        self._cpu0 = time.process_time()
+
+    def _on_signal(self, signal: Signal) -> None:
+        self.latency.add(signal.t_emitted - signal.t_recv)
+        recent = self.recent_signals
+        recent.append(signal)
+        if len(recent) > 50:
+            del recent[:25]
+
+    @property
+    def messages(self) -> int:
+        """Return the messages decoded so far."""
+        return self.feed.messages
+
+    async def wait_live(self, timeout: float) -> None:
+        """Wait until every session is connected."""
+        for session in self.sessions:
+            await session.wait_live(timeout)
+
+    def summary(self) -> Summary:
+        """Return the run's totals so far."""
+        seconds = time.monotonic() - self.started
+        p50, p99 = self.latency.percentiles(50, 99)
+        return Summary(
+            seconds=round(seconds, 2),
+            messages=self.messages,
+            trades=self.engine.trades,
+            bars=self.engine.bars,
+            signals=self.engine.signals,
+            rejected=self.engine.rejects.total,
+            msgs_per_s=round(self.messages / seconds, 1) if seconds > 0 else 0.0,
+            latency_p50_us=round(p50, 1),
+            latency_p99_us=round(p99, 1),
+            cpu_s=round(time.process_time() - self._cpu0, 3),
+            reconnects=sum(s.reconnects for s in self.sessions),
+        )
+
+    async def run(
+        self,
+        *,
+        duration: float | None = None,
+        view: StatusView | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> Summary:
+        """Run until ``duration`` seconds pass, ``stop`` is set, or SIGINT/SIGTERM."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (os_signal.SIGINT, os_signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        self.started = time.monotonic()
+        self._cpu0 = time.process_time()
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(s.run()) for s in self.sessions]
+                if view is not None:
+                    tasks.append(group.create_task(view.run(self)))
+                try:
+                    await asyncio.wait_for(stop.wait(), duration)
+                except TimeoutError:
+                    pass
+                for session in self.sessions:
+                    session.close()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            for signum in (os_signal.SIGINT, os_signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signum)
+        return self.summary()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``run``'s arguments."""
+    parser.add_argument("config", help="configuration file (TOML or YAML)")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    parser.add_argument(
+        "--plain", action="store_true", help="status lines instead of the live view"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tickhawk run CONFIG``; return the exit status."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"tickhawk run: {exc}", file=sys.stderr)
+        return 2
+    return run_app(config, duration=args.duration, plain=args.plain, as_json=args.json)
+
+
+def run_app(
+    config: Config,
+    *,
+    duration: float | None,
+    plain: bool,
+    as_json: bool,
+    before: Callable[[], object] | None = None,
+) -> int:
+    """Run a live app with a view and print its summary."""
+    install_event_loop()
+
+    async def main() -> Summary:
+        app = LiveApp(config)
+        view = make_view(plain=plain or as_json, quiet=as_json)
+        return await app.run(duration=duration, view=view)
+
+    summary = asyncio.run(main())
+    if as_json:
+        print(msgspec.json.encode(summary).decode())
+    else:
+        print(_summary_line(summary))
+    return 0
+
+
+def _summary_line(s: Summary) -> str:
+    return (
+        f"summary: {s.seconds:.1f} s, {s.messages:,} messages ({s.msgs_per_s:,.0f}/s), "
+        f"{s.trades:,} trades, {s.bars:,} bars, {s.signals:,} signals, {s.rejected} rejected, "
+        f"receive→signal p50 {s.latency_p50_us:.0f} µs p99 {s.latency_p99_us:.0f} µs, "
+        f"cpu {s.cpu_s:.2f} s, {s.reconnects} reconnects"
+    )
