@@ -36,8 +36,13 @@ class NullSink:
 def main(path: str) -> None:
     messages = load_capture(path)
     prefix = b'{"stream":"'
-    streams = sorted({p[len(prefix) : p.find(b'"', len(prefix))].decode()
-                      for _, p in messages if p.startswith(prefix)})
+    streams = sorted(
+        {
+            p[len(prefix) : p.find(b'"', len(prefix))].decode()
+            for _, p in messages
+            if p.startswith(prefix)
+        }
+    )
     symbols = {s.split("@")[0].upper() for s in streams}
     feed = BinanceFeed({s: NullSink() for s in symbols}, streams, Rejects())
     on_message = feed.on_message
@@ -50,8 +55,16 @@ def main(path: str) -> None:
         on_message(payload, perf_counter_ns(), ts_recv)
     wall = (perf_counter_ns() - t0) / 1e9
     cpu = time.process_time() - cpu0
-    print(json.dumps({"messages": len(messages), "wall_s": wall, "cpu_s": cpu,
-                      "msgs_per_s": len(messages) / wall}))
+    print(
+        json.dumps(
+            {
+                "messages": len(messages),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "msgs_per_s": len(messages) / wall,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

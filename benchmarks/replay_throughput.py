@@ -35,10 +35,23 @@ def main() -> None:
     args = parser.parse_args()
     pipeline, decode = [], []
     for _ in range(args.runs):
-        pipeline.append(run_json([sys.executable, "-m", "tickhawk.cli", "replay", args.capture,
-                                  "--speed", "max", "--json"]))
-        decode.append(run_json([sys.executable, str(ROOT / "benchmarks" / "decode_only.py"),
-                                args.capture]))
+        pipeline.append(
+            run_json(
+                [
+                    sys.executable,
+                    "-m",
+                    "tickhawk.cli",
+                    "replay",
+                    args.capture,
+                    "--speed",
+                    "max",
+                    "--json",
+                ]
+            )
+        )
+        decode.append(
+            run_json([sys.executable, str(ROOT / "benchmarks" / "decode_only.py"), args.capture])
+        )
     p_rate = statistics.median(r["msgs_per_s"] for r in pipeline)
     d_rate = statistics.median(r["msgs_per_s"] for r in decode)
     result = {
@@ -57,10 +70,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"capture            {result['capture']} ({result['messages']:,} messages), {args.runs} runs")
-    print(f"pipeline           {p_rate:>12,.0f} msg/s median  ({result['pipeline_us_per_msg']} µs/msg)"
-          f"  runs: {result['pipeline_msgs_per_s_all']}")
-    print(f"decode only        {d_rate:>12,.0f} msg/s median  ({result['decode_us_per_msg']} µs/msg)")
+    print(f"capture            {result['capture']} ({result['messages']:,} messages)")
+    print(
+        f"pipeline           {p_rate:>12,.0f} msg/s median of {args.runs}"
+        f"  ({result['pipeline_us_per_msg']} µs/msg)  runs: {result['pipeline_msgs_per_s_all']}"
+    )
+    print(
+        f"decode only        {d_rate:>12,.0f} msg/s median  ({result['decode_us_per_msg']} µs/msg)"
+    )
     print(f"pipeline ÷ decode  {result['pipeline_cost_ratio']:>12} × the cost per message")
 
 

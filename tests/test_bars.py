@@ -17,7 +17,9 @@ SECOND = 1_000_000_000
 MINUTE = 60 * SECOND
 
 
-def naive_bars(trades: list[tuple[float, float, int]], interval: int, symbol: str = "X") -> list[Bar]:
+def naive_bars(
+    trades: list[tuple[float, float, int]], interval: int, symbol: str = "X"
+) -> list[Bar]:
     """Group trades by interval; fill empty intervals flat at the previous close."""
     groups: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
     for trade in trades:
@@ -33,8 +35,19 @@ def naive_bars(trades: list[tuple[float, float, int]], interval: int, symbol: st
         if group:
             prices = [p for p, _, _ in group]
             close = prices[-1]
-            out.append(Bar(symbol, label, start, prices[0], max(prices), min(prices), close,
-                           sum(q for _, q, _ in group), len(group)))
+            out.append(
+                Bar(
+                    symbol,
+                    label,
+                    start,
+                    prices[0],
+                    max(prices),
+                    min(prices),
+                    close,
+                    sum(q for _, q, _ in group),
+                    len(group),
+                )
+            )
         else:
             out.append(Bar(symbol, label, start, close, close, close, close, 0.0, 0))
     return out
@@ -63,7 +76,12 @@ def test_bars_of_the_real_capture_match_independent_bars(usdm_capture: Path) -> 
         for got, want in zip(closed, expected, strict=False):
             assert got.open_time == want.open_time
             assert (got.open, got.high, got.low, got.close, got.trades) == (
-                want.open, want.high, want.low, want.close, want.trades)
+                want.open,
+                want.high,
+                want.low,
+                want.close,
+                want.trades,
+            )
             assert abs(got.volume - want.volume) <= 1e-9 * max(1.0, want.volume)
         assert bars.forming() is not None
         assert bars.forming().trades == expected[-1].trades  # type: ignore[union-attr]
@@ -97,7 +115,10 @@ def test_advance_closes_quiet_intervals_flat() -> None:
     closed, bars = run_bars([(10.0, 1.0, 0), (11.0, 1.0, SECOND // 2)], SECOND)
     bars.advance(3 * SECOND + 1)
     assert [(b.open_time, b.close, b.trades) for b in closed] == [
-        (0, 11.0, 2), (SECOND, 11.0, 0), (2 * SECOND, 11.0, 0)]
+        (0, 11.0, 2),
+        (SECOND, 11.0, 0),
+        (2 * SECOND, 11.0, 0),
+    ]
     bars.add(12.0, 1.0, 3 * SECOND + 5)
     bars.advance(4 * SECOND)
     assert closed[-1].open_time == 3 * SECOND and closed[-1].close == 12.0

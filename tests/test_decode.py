@@ -44,7 +44,9 @@ def _feed(streams: list[str]) -> tuple[BinanceFeed, Recorder, Rejects]:
 
 
 def _lines(path: Path, stream: str, n: int) -> list[tuple[int, bytes]]:
-    out = [(ts, p) for ts, p in load_capture(path) if p.startswith(b'{"stream":"' + stream.encode())]
+    out = [
+        (ts, p) for ts, p in load_capture(path) if p.startswith(b'{"stream":"' + stream.encode())
+    ]
     return out[:n]
 
 
@@ -74,12 +76,18 @@ def test_book_ticker_lines_decode_to_quotes(usdm_capture: Path) -> None:
     assert rejects.total == 0
     for (_, payload), quote in zip(lines, sink.quotes, strict=True):
         data = json.loads(payload)["data"]
-        assert (quote.update_id, quote.bid, quote.bid_qty) == (data["u"], float(data["b"]), float(data["B"]))
+        assert (quote.update_id, quote.bid, quote.bid_qty) == (
+            data["u"],
+            float(data["b"]),
+            float(data["B"]),
+        )
         assert (quote.ask, quote.ask_qty) == (float(data["a"]), float(data["A"]))
         assert quote.bid < quote.ask
 
 
-@pytest.mark.parametrize("capture,stream", [("usdm", "btcusdt@depth@0ms"), ("spot", "btcusdt@depth@100ms")])
+@pytest.mark.parametrize(
+    "capture,stream", [("usdm", "btcusdt@depth@0ms"), ("spot", "btcusdt@depth@100ms")]
+)
 def test_depth_lines_decode_to_book_updates(
     capture: str, stream: str, usdm_capture: Path, spot_capture: Path
 ) -> None:
@@ -104,14 +112,33 @@ def test_raw_stream_payloads_decode() -> None:
     sink = Recorder()
     feed = BinanceFeed({"BTCUSDT": sink}, [], Rejects())
     handler = feed.raw_handler("btcusdt@trade")
-    handler(b'{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"100.5","q":"2","T":5,"m":true,"M":true}', 0, 0)
+    handler(
+        b'{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"100.5","q":"2","T":5,"m":true,"M":true}', 0, 0
+    )
     assert sink.trades == [Trade("BTCUSDT", 7, 100.5, 2.0, SELL, 5_000_000, 0)]
 
 
 def test_closed_kline_becomes_venue_bar() -> None:
     feed, sink, rejects = _feed(["btcusdt@kline_1m"])
-    k = {"t": 60000, "T": 119999, "s": "BTCUSDT", "i": "1m", "f": 1, "L": 2, "o": "1", "c": "2",
-         "h": "3", "l": "0.5", "v": "10", "n": 2, "x": True, "q": "15", "V": "5", "Q": "7", "B": "0"}
+    k = {
+        "t": 60000,
+        "T": 119999,
+        "s": "BTCUSDT",
+        "i": "1m",
+        "f": 1,
+        "L": 2,
+        "o": "1",
+        "c": "2",
+        "h": "3",
+        "l": "0.5",
+        "v": "10",
+        "n": 2,
+        "x": True,
+        "q": "15",
+        "V": "5",
+        "Q": "7",
+        "B": "0",
+    }
     msg = {"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": 1, "s": "BTCUSDT", "k": k}}
     feed.on_message(json.dumps(msg, separators=(",", ":")).encode(), 0, 0)
     k["x"] = False
@@ -122,7 +149,9 @@ def test_closed_kline_becomes_venue_bar() -> None:
 
 def test_reordered_envelope_keys_take_the_slow_path() -> None:
     feed, sink, rejects = _feed(["btcusdt@trade"])
-    payload = b'{"data":{"e":"trade","t":1,"p":"1","q":"1","T":1,"m":false},"stream":"btcusdt@trade"}'
+    payload = (
+        b'{"data":{"e":"trade","t":1,"p":"1","q":"1","T":1,"m":false},"stream":"btcusdt@trade"}'
+    )
     feed.on_message(payload, 0, 0)
     assert rejects.total == 0 and len(sink.trades) == 1
 
@@ -145,7 +174,10 @@ BAD_INPUT = [
     (b'{"stream":"btcusdt@trade","data":{"t":1,"p":"5","q":"-1","T":1,"m":true}}', "bad_qty"),
     (b'{"stream":"ethusdt@trade","data":{"t":1,"p":"5","q":"1","T":1,"m":true}}', "unknown_stream"),
     (b'{"stream":"btcusdt@trade","data":{"t":1,"p":"5","q":"1","T":1,"m":true}', "not_json"),
-    (b'{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"nan","B":"1","a":"2","A":"1"}}', "bad_price"),
+    (
+        b'{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"nan","B":"1","a":"2","A":"1"}}',
+        "bad_price",
+    ),
     (b'{"stream":"btcusdt@depth","data":{"E":1,"U":1,"u":2,"b":[["1","-1"]],"a":[]}}', "bad_level"),
     (b'{"stream":"btcusdt@depth","data":{"E":1,"U":1,"u":2,"b":[["1"]],"a":[]}}', "schema"),
     (b'{"hello":"world"}', "no_stream"),

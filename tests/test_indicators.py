@@ -19,9 +19,10 @@ from tickhawk.indicators.streams import (
 )
 from tickhawk.model import Bar
 
-
-
-KLINES = Path(__file__).resolve().parent.parent.parent / "shared/data/klines/btc-perp-20211231-20220201_1m.csv"
+KLINES = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared/data/klines/btc-perp-20211231-20220201_1m.csv"
+)
 
 
 def kline_bars(n: int = 3000) -> list[Bar]:
@@ -29,8 +30,10 @@ def kline_bars(n: int = 3000) -> list[Bar]:
     path = KLINES
     bars = []
     for line in path.read_text().splitlines()[1 : n + 1]:
-        ts, o, h, low, c, v = line.split(",")[:6]
-        bars.append(Bar("BTC", "1m", len(bars), float(o), float(h), float(low), float(c), float(v), 1))
+        _ts, o, h, low, c, v = line.split(",")[:6]
+        bars.append(
+            Bar("BTC", "1m", len(bars), float(o), float(h), float(low), float(c), float(v), 1)
+        )
     return bars
 
 
@@ -45,7 +48,10 @@ SIX = [
 
 
 def batch(spec: IndicatorSpec, bars: list[Bar]) -> dict[str, np.ndarray]:
-    cols = {f: np.array([getattr(b, f) for b in bars]) for f in ("open", "high", "low", "close", "volume")}
+    cols = {
+        f: np.array([getattr(b, f) for b in bars])
+        for f in ("open", "high", "low", "close", "volume")
+    }
     ind = StreamIndicator(spec)
     out = getattr(talib, ind.fn)(*[cols[f] for f in ind.fields], **ind.params)
     outs = out if isinstance(out, tuple) else (out,)

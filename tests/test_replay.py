@@ -35,10 +35,26 @@ def test_replay_emits_every_trade_bar_and_signal(usdm_capture: Path) -> None:
     assert len(minute) == 5  # 23:54:14-23:59:59: 23:54 .. 23:58 closed, 23:59 still forming
     assert [b["open_time"] % 60000 for b in minute] == [0] * 5
     for bar in bars:
-        assert set(bar) >= {"symbol", "interval", "open_time", "open", "high", "low", "close",
-                            "volume", "trades"}
-        assert bar["low"] <= min(bar["open"], bar["close"]) <= max(bar["open"], bar["close"]) <= bar["high"]
-    assert sum(b["trades"] for b in minute) == len([t for t in trades if t["ts"] < minute[-1]["open_time"] + 60000])
+        assert set(bar) >= {
+            "symbol",
+            "interval",
+            "open_time",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "trades",
+        }
+        assert (
+            bar["low"]
+            <= min(bar["open"], bar["close"])
+            <= max(bar["open"], bar["close"])
+            <= bar["high"]
+        )
+    assert sum(b["trades"] for b in minute) == len(
+        [t for t in trades if t["ts"] < minute[-1]["open_time"] + 60000]
+    )
     assert signals and all(s["direction"] in (1, -1) and 0 <= s["score"] <= 1 for s in signals)
 
 
@@ -55,7 +71,13 @@ def test_replay_json_summary(spot_capture: Path) -> None:
 
 def test_capture_lines_that_do_not_parse_are_counted(tmp_path: Path, spot_capture: Path) -> None:
     good = gzip.decompress(spot_capture.read_bytes()).split(b"\n")[:200]
-    bad = [b"garbage", b"123", b"abc {\"stream\":1}", b"17 not json", b"18 {\"stream\":\"btcusdt@trade\",\"data\":{}}"]
+    bad = [
+        b"garbage",
+        b"123",
+        b'abc {"stream":1}',
+        b"17 not json",
+        b'18 {"stream":"btcusdt@trade","data":{}}',
+    ]
     path = tmp_path / "mixed.gz"
     path.write_bytes(gzip.compress(b"\n".join(good[:100] + bad + good[100:])))
     rejects = Rejects()
@@ -78,4 +100,4 @@ def test_replay_user_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_parse_capture_plain_text() -> None:
-    assert parse_capture(b"1 {\"a\":1}\n\n2 {\"b\":2}\n") == [(1, b'{"a":1}'), (2, b'{"b":2}')]
+    assert parse_capture(b'1 {"a":1}\n\n2 {"b":2}\n') == [(1, b'{"a":1}'), (2, b'{"b":2}')]

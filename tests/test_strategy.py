@@ -76,7 +76,9 @@ def test_trade_hook_decisions_become_stamped_signals() -> None:
     engine, signals = make_engine(strategy)
     state = engine.states["BTCUSDT"]
     for i in range(9):
-        state.on_trade(trade(i, 100.0 + i, i * SECOND // 10, BUY if i % 2 else SELL), 10 + i, 20 + i)
+        state.on_trade(
+            trade(i, 100.0 + i, i * SECOND // 10, BUY if i % 2 else SELL), 10 + i, 20 + i
+        )
     assert strategy.seen == 9
     assert [s.direction for s in signals] == [SELL, BUY, SELL]  # trades 2, 5, 8
     for s in signals:
@@ -102,7 +104,7 @@ def test_book_hook_receives_quotes_and_unused_hooks_are_skipped() -> None:
     watcher = BookWatcher()
     engine, signals = make_engine(watcher)
     state = engine.states["BTCUSDT"]
-    assert state._on_trade == [] and state._on_bar == []  # never called: not overridden
+    assert state._trade_hooks == [] and state._bar_hooks == []  # never called: not overridden
     state.on_quote(Quote("BTCUSDT", 1, 100.0, 1.0, 100.5, 1.0, 0, 0), 1, 2)
     state.on_quote(Quote("BTCUSDT", 2, 100.0, 1.0, 102.0, 1.0, 0, 0), 1, 2)
     assert [(s.direction, s.reason) for s in signals] == [(SELL, "wide")]
@@ -113,8 +115,9 @@ def test_momentum_emits_on_direction_changes_only() -> None:
         {
             "venue": {"symbols": ["BTCUSDT"]},
             "engine": {"intervals": ["1s"]},
-            "indicators": {"1s": {"ema": {"fn": "EMA", "timeperiod": 3},
-                                  "rsi": {"fn": "RSI", "timeperiod": 3}}},
+            "indicators": {
+                "1s": {"ema": {"fn": "EMA", "timeperiod": 3}, "rsi": {"fn": "RSI", "timeperiod": 3}}
+            },
             "strategies": {"momentum": {"interval": "1s", "cooldown_s": 0}},
         }
     )

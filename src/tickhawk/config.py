@@ -141,7 +141,7 @@ def _check(config: Config) -> Config:
         if getattr(config.engine, name) <= 0:
             raise ConfigError(f"engine.{name}: must be a positive whole number")
     if not config.venue.symbols:
-        raise ConfigError("venue.symbols: list at least one symbol, e.g. [\"BTCUSDT\"]")
+        raise ConfigError('venue.symbols: list at least one symbol, e.g. ["BTCUSDT"]')
     for i, symbol in enumerate(config.venue.symbols):
         if not symbol.isalnum():
             raise ConfigError(f"venue.symbols[{i}]: {symbol!r} is not a symbol like BTCUSDT")
@@ -172,7 +172,7 @@ def _check(config: Config) -> Config:
         if momentum.interval not in config.indicators:
             raise ConfigError(
                 f"strategies.momentum.interval: no indicators are configured for "
-                f"{momentum.interval!r}; add an [indicators.\"{momentum.interval}\"] table"
+                f'{momentum.interval!r}; add an [indicators."{momentum.interval}"] table'
             )
     return config
 
@@ -208,7 +208,9 @@ def load_config(path: str | Path) -> Config:
             data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {first}") from None
+        raise ConfigError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {first}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table of settings")
     return parse_config(data)

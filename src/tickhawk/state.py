@@ -12,7 +12,7 @@ from collections.abc import Callable
 from time import perf_counter_ns
 
 from tickhawk.bars.time_bars import TimeBars
-from tickhawk.indicators.streams import IndicatorSet
+from tickhawk.indicators.streams import BarLike, IndicatorSet
 from tickhawk.model import Bar, BookUpdate, Quote, Signal, Trade
 from tickhawk.ring import Ring
 from tickhawk.strategy.api import Decision, Strategy, overrides
@@ -58,7 +58,7 @@ class SymbolState:
         self.bars: dict[str, TimeBars] = {}
         self.indicators: dict[str, IndicatorSet] = {}
         self._aggregators: list[TimeBars] = []
-        self._peeks: list[tuple[Callable[[TimeBars], None], TimeBars]] = []
+        self._peeks: list[tuple[Callable[[BarLike], None], TimeBars]] = []
         self._bar_indicators: dict[str, Callable[[Bar], None]] = {}
         for interval_ns in sorted(set(bar_intervals) | set(indicators)):
             bars = TimeBars(symbol, interval_ns, self._on_bar, history_size=bar_history)
@@ -71,9 +71,9 @@ class SymbolState:
                 if peek:
                     self._peeks.append((indicator_set.peek, bars))
         self.strategies = strategies
-        self._on_trade = [s for s in strategies if overrides(s, "on_trade")]
-        self._on_bar = [s for s in strategies if overrides(s, "on_bar")]
-        self._on_book = [s for s in strategies if overrides(s, "on_book")]
+        self._trade_hooks = [s for s in strategies if overrides(s, "on_trade")]
+        self._bar_hooks = [s for s in strategies if overrides(s, "on_bar")]
+        self._book_hook_list = [s for s in strategies if overrides(s, "on_book")]
         # Stage stamps of the message being processed, for signals raised deep inside.
         self._t_recv = 0
         self._t_decoded = 0
@@ -98,9 +98,9 @@ class SymbolState:
         if self.trade_listeners:
             for listener in self.trade_listeners:
                 listener(trade)
-        if self._on_trade:
+        if self._trade_hooks:
             t_state = perf_counter_ns()
-            for strategy in self._on_trade:
+            for strategy in self._trade_hooks:
                 decision = strategy.on_trade(self, trade)
                 if decision is not None:
                     self._signal(strategy, decision, price, ts, t_state)
@@ -109,14 +109,14 @@ class SymbolState:
         """Apply a best bid/ask update; run the book hooks."""
         self.quote = quote
         self.quotes += 1
-        if self._on_book:
+        if self._book_hook_list:
             self._book_hooks(quote, quote.ts_event, quote.ts_recv, t_recv, t_decoded)
 
     def on_book(self, update: BookUpdate, t_recv: int, t_decoded: int) -> None:
         """Apply an L2 diff (the order-book engine plugs in here); run the book hooks."""
         self.last_book = update
         self.book_updates += 1
-        if self._on_book:
+        if self._book_hook_list:
             self._book_hooks(update, update.ts_event, update.ts_recv, t_recv, t_decoded)
 
     def on_venue_bar(self, bar: Bar) -> None:
@@ -138,7 +138,7 @@ class SymbolState:
         self._t_decoded = t_decoded
         self._ts_recv = ts_recv
         t_state = perf_counter_ns()
-        for strategy in self._on_book:
+        for strategy in self._book_hook_list:
             decision = strategy.on_book(self, update)
             if decision is not None:
                 self._signal(strategy, decision, self.last_price, ts, t_state)
@@ -151,9 +151,9 @@ class SymbolState:
         if self.bar_listeners:
             for listener in self.bar_listeners:
                 listener(bar)
-        if self._on_bar:
+        if self._bar_hooks:
             t_state = perf_counter_ns()
-            for strategy in self._on_bar:
+            for strategy in self._bar_hooks:
                 if strategy.interval is None or strategy.interval == bar.interval:
                     decision = strategy.on_bar(self, bar)
                     if decision is not None:

@@ -48,7 +48,9 @@ async def demo(
     async with Simulator(SimConfig(n_symbols=symbols, rate=rate, seed=seed)) as sim:
         if not quiet:
             print(f"simulator: WebSocket {sim.ws_url}, REST {sim.rest_url}", flush=True)
-        config = fast_config(list(sim.symbols), DEMO_STREAMS, ws_url=sim.ws_url, rest_url=sim.rest_url)
+        config = fast_config(
+            list(sim.symbols), DEMO_STREAMS, ws_url=sim.ws_url, rest_url=sim.rest_url
+        )
         app = LiveApp(config)
         return await app.run(duration=duration, view=make_view(plain=plain, quiet=quiet))
 

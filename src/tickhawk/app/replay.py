@@ -188,7 +188,7 @@ def _emitter(out: IO[bytes], kinds: set[str]) -> dict[str, Callable[..., None]]:
             + b"\n"
         )
 
-    table = {"trades": trade, "bars": bar, "signals": signal}
+    table: dict[str, Callable[..., None]] = {"trades": trade, "bars": bar, "signals": signal}
     return {kind: table[kind] for kind in kinds}
 
 
@@ -210,7 +210,10 @@ def run(args: argparse.Namespace) -> int:
             if not speed > 0:
                 raise ValueError
         except ValueError:
-            print(f"tickhawk replay: --speed {args.speed!r}: use max or a positive number", file=sys.stderr)
+            print(
+                f"tickhawk replay: --speed {args.speed!r}: use max or a positive number",
+                file=sys.stderr,
+            )
             return 2
     rejects = Rejects()
     load0 = perf_counter_ns()

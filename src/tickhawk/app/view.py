@@ -114,8 +114,18 @@ class RichView:
             f"p99 {_fmt(p99, 0)} µs",
         )
         table = Table(expand=True, show_edge=False, pad_edge=False)
-        for column in ("symbol", "last", "bar (o/h/l/c, vol)", "ema", "rsi", "macd h",
-                       "bb up/low", "atr", "vwap", "last signal"):
+        for column in (
+            "symbol",
+            "last",
+            "bar (o/h/l/c, vol)",
+            "ema",
+            "rsi",
+            "macd h",
+            "bb up/low",
+            "atr",
+            "vwap",
+            "last signal",
+        ):
             table.add_column(column, no_wrap=True)
         for state in list(engine.states.values())[: self.max_rows]:
             table.add_row(*_row(state))
@@ -126,11 +136,10 @@ def _row(state: SymbolState) -> list[str]:
     interval = next(iter(state.indicators), None)
     values = state.indicators[interval].values if interval else {}
     bars = state.bars.get(interval) if interval else None
-    bar = (
-        f"{bars.interval} {bars.open:g}/{bars.high:g}/{bars.low:g}/{bars.close:g}, {bars.volume:.3g}"
-        if bars is not None and bars.trades
-        else "…"
-    )
+    bar = "…"
+    if bars is not None and bars.trades:
+        bar = f"{bars.interval} {bars.open:g}/{bars.high:g}/{bars.low:g}/{bars.close:g}"
+        bar += f", {bars.volume:.3g}"
     signal = state.last_signal
     signal_text = (
         f"{'▲ long' if signal.direction > 0 else '▼ short'} {signal.score:.2f} @ {signal.price:g}"

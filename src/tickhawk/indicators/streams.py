@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
@@ -22,6 +22,8 @@ import talib.stream
 from talib import abstract
 
 from tickhawk.model import Bar
+
+_InsufficientHistory: type[Exception] = talib.InsufficientHistory  # type: ignore[attr-defined]
 
 __all__ = [
     "BarLike",
@@ -49,33 +51,39 @@ class IndicatorSpec(msgspec.Struct, frozen=True):
     params: dict[str, float] = {}
 
 
-class BarLike:
+class BarLike(Protocol):
     """What an indicator reads from a bar: ``open high low close volume`` attributes.
 
     Both :class:`~tickhawk.model.Bar` and the forming bar of
     :class:`~tickhawk.bars.time_bars.TimeBars` have them.
     """
 
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
+    @property
+    def open(self) -> float: ...
+    @property
+    def high(self) -> float: ...
+    @property
+    def low(self) -> float: ...
+    @property
+    def close(self) -> float: ...
+    @property
+    def volume(self) -> float: ...
 
 
 def available_functions() -> list[str]:
     """Return every function name ``talib.stream`` offers."""
-    return sorted(name for name in talib.get_functions() if hasattr(talib.stream, name))
+    names: list[str] = talib.get_functions()  # type: ignore[no-untyped-call]
+    return sorted(name for name in names if hasattr(talib.stream, name))
 
 
-def _check_spec(spec: IndicatorSpec) -> Any:
+def _check_spec(spec: IndicatorSpec) -> tuple[Any, dict[str, Any], int]:
     names = available_functions()
     fn = spec.fn.upper()
     if fn not in names:
         close = difflib.get_close_matches(fn, names, n=4)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise IndicatorError(f"indicator {spec.alias!r}: unknown TA-Lib function {spec.fn!r}{hint}")
-    function = abstract.Function(fn)
+    function = abstract.Function(fn)  # type: ignore[attr-defined]
     allowed = dict(function.parameters)
     for key in spec.params:
         if key not in allowed:
@@ -83,8 +91,7 @@ def _check_spec(spec: IndicatorSpec) -> Any:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             listed = ", ".join(f"{k}={v}" for k, v in allowed.items()) or "none"
             raise IndicatorError(
-                f"indicator {spec.alias!r}: {fn} has no parameter {key!r}{hint} "
-                f"(allowed: {listed})"
+                f"indicator {spec.alias!r}: {fn} has no parameter {key!r}{hint} (allowed: {listed})"
             )
     params = {k: type(allowed[k])(v) for k, v in spec.params.items()}
     try:
@@ -167,7 +174,7 @@ class StreamIndicator:
         arrays = [np.asarray(column, dtype=np.float64) for column in self._history]
         try:
             stream = getattr(talib.stream, self.fn)(*arrays, **self.params)
-        except talib.InsufficientHistory:
+        except _InsufficientHistory:
             return  # NaN inputs in the window; keep sliding until it is clean
         self._stream = stream
         self._history = []
@@ -190,7 +197,7 @@ class StreamIndicator:
         ]
         try:
             return getattr(talib.stream, self.fn)(*arrays, **self.params).value
-        except talib.InsufficientHistory:
+        except _InsufficientHistory:
             return self.value
 
     @property
@@ -289,6 +296,6 @@ def specs_from_mapping(table: Mapping[str, Mapping[str, Any]]) -> list[Indicator
         entry = dict(entry)
         fn = entry.pop("fn", None)
         if not isinstance(fn, str):
-            raise IndicatorError(f"indicator {alias!r}: missing fn = \"<TA-Lib function name>\"")
+            raise IndicatorError(f'indicator {alias!r}: missing fn = "<TA-Lib function name>"')
         specs.append(IndicatorSpec(alias, fn, {k: float(v) for k, v in entry.items()}))
     return specs

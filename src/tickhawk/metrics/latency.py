@@ -10,7 +10,7 @@ __all__ = ["LatencyWindow"]
 class LatencyWindow:
     """Keep the last ``capacity`` latency samples (ns) in a preallocated array."""
 
-    __slots__ = ("_samples", "_next", "capacity", "count", "max_ns")
+    __slots__ = ("_next", "_samples", "capacity", "count", "max_ns")
 
     def __init__(self, capacity: int = 65536) -> None:
         self.capacity = capacity

@@ -42,7 +42,7 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-class _Listener(WSListener):  # type: ignore[misc]
+class _Listener(WSListener):
     def __init__(self, session: WsSession) -> None:
         self._session = session
         self._on_message = session.on_message

@@ -51,7 +51,7 @@ class Momentum(Strategy):
         """Decide on the forming bar's values after this trade."""
         values = self._values
         if values is None:
-            indicator_set = state.indicators.get(self.interval)
+            indicator_set = state.indicators.get(self.config.interval)
             if indicator_set is None:
                 return None
             values = self._values = indicator_set.values

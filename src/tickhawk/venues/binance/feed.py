@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from time import perf_counter_ns
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -179,7 +179,9 @@ class BinanceFeed:
 def _trade_route(
     symbol: str, sink: FeedSink, rejects: Rejects, stream: str, raw: bool = False
 ) -> Handler:
-    decode = msgspec.json.Decoder(TradeMsg if raw else TradeEnvelope, strict=False).decode
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(
+        TradeMsg if raw else TradeEnvelope, strict=False
+    ).decode
     on_trade = sink.on_trade
     reject = rejects.reject
 
@@ -206,7 +208,9 @@ def _trade_route(
 def _agg_trade_route(
     symbol: str, sink: FeedSink, rejects: Rejects, stream: str, raw: bool = False
 ) -> Handler:
-    decode = msgspec.json.Decoder(AggTradeMsg if raw else AggTradeEnvelope, strict=False).decode
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(
+        AggTradeMsg if raw else AggTradeEnvelope, strict=False
+    ).decode
     on_trade = sink.on_trade
     reject = rejects.reject
 
@@ -240,7 +244,9 @@ def _levels_ok(levels: list[tuple[float, float]]) -> bool:
 def _depth_route(
     symbol: str, sink: FeedSink, rejects: Rejects, stream: str, raw: bool = False
 ) -> Handler:
-    decode = msgspec.json.Decoder(DepthMsg if raw else DepthEnvelope, strict=False).decode
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(
+        DepthMsg if raw else DepthEnvelope, strict=False
+    ).decode
     on_book = sink.on_book
     reject = rejects.reject
 
@@ -262,7 +268,9 @@ def _depth_route(
 def _book_ticker_route(
     symbol: str, sink: FeedSink, rejects: Rejects, stream: str, raw: bool = False
 ) -> Handler:
-    decode = msgspec.json.Decoder(BookTickerMsg if raw else BookTickerEnvelope, strict=False).decode
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(
+        BookTickerMsg if raw else BookTickerEnvelope, strict=False
+    ).decode
     on_quote = sink.on_quote
     reject = rejects.reject
 
@@ -289,7 +297,9 @@ def _book_ticker_route(
 def _kline_route(
     symbol: str, sink: FeedSink, rejects: Rejects, stream: str, raw: bool = False
 ) -> Handler:
-    decode = msgspec.json.Decoder(KlineMsg if raw else KlineEnvelope, strict=False).decode
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(
+        KlineMsg if raw else KlineEnvelope, strict=False
+    ).decode
     on_venue_bar = sink.on_venue_bar
     reject = rejects.reject
 
