@@ -186,12 +186,19 @@ def parse_config(data: dict[str, Any]) -> Config:
     return _check(config)
 
 
+_CHOICES = {"venue.market": "spot, usdm", "venue.name": "binance"}
+
+
 def _readable(message: str) -> str:
     """Turn msgspec's ``... - at `$.engine.peek``` into ``engine.peek: ...``."""
     text, sep, where = message.rpartition(" - at `$.")
     if not sep:
         return message
-    return f"{where.rstrip('`')}: {text}"
+    key = where.rstrip("`")
+    choices = _CHOICES.get(key)
+    if choices and text.startswith("Invalid enum value"):
+        text += f" (allowed: {choices})"
+    return f"{key}: {text}"
 
 
 def load_config(path: str | Path) -> Config:

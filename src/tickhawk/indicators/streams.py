@@ -228,7 +228,7 @@ class IndicatorSet:
     latest value: committed after :meth:`update`, intra-bar after :meth:`peek`.
     """
 
-    __slots__ = ("_single", "indicators", "values")
+    __slots__ = ("_plan", "_warming", "indicators", "values")
 
     def __init__(self, specs: list[IndicatorSpec]) -> None:
         aliases = [spec.alias for spec in specs]
@@ -237,10 +237,20 @@ class IndicatorSet:
             raise IndicatorError(f"indicator alias used twice: {', '.join(duplicated)}")
         self.indicators = [StreamIndicator(spec) for spec in specs]
         self.values: dict[str, float] = {}
-        self._single = [len(ind.keys) == 1 for ind in self.indicators]
         for indicator in self.indicators:
             for key in indicator.keys:
                 self.values[key] = _NAN
+        self._plan: list[tuple[Callable[[Any], Any], str | None, tuple[str, ...]]] = []
+        self._warming = True
+        self._build_plan()
+
+    def _build_plan(self) -> None:
+        # Once a stream is open, peek goes straight to its specialised caller.
+        self._plan = [
+            (ind._peek or ind.peek, ind.keys[0] if len(ind.keys) == 1 else None, ind.keys)
+            for ind in self.indicators
+        ]
+        self._warming = not all(ind.ready for ind in self.indicators)
 
     @property
     def bars_needed(self) -> int:
@@ -249,20 +259,27 @@ class IndicatorSet:
 
     def update(self, bar: Bar) -> None:
         """Commit a closed bar to every indicator."""
-        self._store([ind.update(bar) for ind in self.indicators])
+        values = self.values
+        for indicator in self.indicators:
+            result = indicator.update(bar)
+            keys = indicator.keys
+            if len(keys) == 1:
+                values[keys[0]] = result
+            else:
+                for key, item in zip(keys, result, strict=True):
+                    values[key] = item
+        if self._warming:
+            self._build_plan()
 
     def peek(self, bar: BarLike) -> None:
         """Evaluate every indicator on the forming bar into :attr:`values`."""
-        self._store([ind.peek(bar) for ind in self.indicators])
-
-    def _store(self, results: list[Any]) -> None:
         values = self.values
-        for indicator, single, result in zip(self.indicators, self._single, results, strict=True):
-            if single:
-                values[indicator.keys[0]] = result
+        for peek, key, keys in self._plan:
+            if key is not None:
+                values[key] = peek(bar)
             else:
-                for key, item in zip(indicator.keys, result, strict=True):
-                    values[key] = item
+                for name, item in zip(keys, peek(bar), strict=True):
+                    values[name] = item
 
 
 def parse_spec(text: str) -> IndicatorSpec:
