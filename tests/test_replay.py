@@ -75,7 +75,7 @@ def test_capture_lines_that_do_not_parse_are_counted(tmp_path: Path, spot_captur
         b"garbage",
         b"123",
         b'abc {"stream":1}',
-        b"17 not json",
+        b"17 {not json",
         b'18 {"stream":"btcusdt@trade","data":{}}',
     ]
     path = tmp_path / "mixed.gz"

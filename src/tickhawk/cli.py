@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # picows logs every connection at INFO; tickhawk's own session logs say enough.
+        logging.getLogger("picows").setLevel(logging.WARNING)
     from tickhawk.app import demo, live, replay
     from tickhawk.sim import cli as sim_cli
 
