@@ -14,7 +14,7 @@ from time import perf_counter_ns
 from tickhawk.bars.time_bars import TimeBars
 from tickhawk.indicators.streams import BarLike, IndicatorSet
 from tickhawk.model import Bar, BookUpdate, Quote, Signal, Trade
-from tickhawk.ring import Ring
+from tickhawk.ring import TradeRing
 from tickhawk.strategy.api import Decision, Strategy, overrides
 
 __all__ = ["SymbolState"]
@@ -41,7 +41,7 @@ class SymbolState:
         peek: bool = True,
     ) -> None:
         self.symbol = symbol
-        self.trades: Ring[Trade] = Ring(trade_capacity)
+        self.trades = TradeRing(symbol, trade_capacity)
         self.last_price = 0.0
         self.quote: Quote | None = None
         self.last_book: BookUpdate | None = None

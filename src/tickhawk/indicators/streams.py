@@ -228,7 +228,7 @@ class IndicatorSet:
     latest value: committed after :meth:`update`, intra-bar after :meth:`peek`.
     """
 
-    __slots__ = ("_plan", "_warming", "indicators", "values")
+    __slots__ = ("_warming", "indicators", "peek", "values")
 
     def __init__(self, specs: list[IndicatorSpec]) -> None:
         aliases = [spec.alias for spec in specs]
@@ -240,16 +240,8 @@ class IndicatorSet:
         for indicator in self.indicators:
             for key in indicator.keys:
                 self.values[key] = _NAN
-        self._plan: list[tuple[Callable[[Any], Any], str | None, tuple[str, ...]]] = []
-        self._warming = True
-        self._build_plan()
-
-    def _build_plan(self) -> None:
-        # Once a stream is open, peek goes straight to its specialised caller.
-        self._plan = [
-            (ind._peek or ind.peek, ind.keys[0] if len(ind.keys) == 1 else None, ind.keys)
-            for ind in self.indicators
-        ]
+        self.peek: Callable[[BarLike], None] = _compile_peek(self.indicators, self.values)
+        """Evaluate every indicator on the forming bar into :attr:`values`."""
         self._warming = not all(ind.ready for ind in self.indicators)
 
     @property
@@ -269,17 +261,36 @@ class IndicatorSet:
                 for key, item in zip(keys, result, strict=True):
                     values[key] = item
         if self._warming:
-            self._build_plan()
+            # A stream that just opened gets its direct call in the compiled peek.
+            self.peek = _compile_peek(self.indicators, self.values)
+            self._warming = not all(ind.ready for ind in self.indicators)
 
-    def peek(self, bar: BarLike) -> None:
-        """Evaluate every indicator on the forming bar into :attr:`values`."""
-        values = self.values
-        for peek, key, keys in self._plan:
-            if key is not None:
-                values[key] = peek(bar)
-            else:
-                for name, item in zip(keys, peek(bar), strict=True):
-                    values[name] = item
+
+def _compile_peek(
+    indicators: list[StreamIndicator], values: dict[str, float]
+) -> Callable[[BarLike], None]:
+    """Return one straight-line function peeking every indicator into ``values``.
+
+    Generated source instead of a loop: on the hot path it saves a Python call,
+    a loop step and attribute reads per indicator (the same idea as dataclasses'
+    generated ``__init__``). Keys are embedded with ``repr``, so any alias is safe.
+    """
+    names: dict[str, Any] = {"values": values}
+    fields = sorted({f for ind in indicators if ind.ready for f in ind.fields})
+    lines = [f"    {field} = bar.{field}" for field in fields]
+    for i, ind in enumerate(indicators):
+        if ind.ready:
+            names[f"p{i}"] = ind._stream.peek
+            call = f"p{i}({', '.join(ind.fields)})"
+        else:
+            names[f"p{i}"] = ind.peek
+            call = f"p{i}(bar)"
+        targets = ", ".join(f"values[{key!r}]" for key in ind.keys)
+        lines.append(f"    {targets} = {call}")
+    source = "def peek(bar):\n" + ("\n".join(lines) or "    pass") + "\n"
+    exec(compile(source, "<tickhawk.indicators.peek>", "exec"), names)
+    peek: Callable[[BarLike], None] = names["peek"]
+    return peek
 
 
 def parse_spec(text: str) -> IndicatorSpec:
