@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="tickhawk", description="Real-time crypto market-data and trading-signal engine."
     )
     parser.add_argument("--version", action="version", version=f"tickhawk {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log connections and other detail"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands = _commands()
     for name, (help_text, add_arguments, _) in commands.items():
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -35,6 +35,13 @@ def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _sig(value: float, digits: int = 6) -> str:
+    """Format with ``digits`` significant digits: prices of 60,000 and of 0.5 alike."""
+    if value != value or math.isinf(value):
+        return "…"
+    return f"{value:.{digits}g}"
+
+
 class _Rate:
     """Messages per second between two samples."""
 
@@ -147,15 +154,15 @@ def _row(state: SymbolState) -> list[str]:
         else ""
     )
 
-    def v(key: str, digits: int = 2) -> str:
-        return _fmt(values.get(key, math.nan), digits)
+    def v(key: str, digits: int = 6) -> str:
+        return _sig(values.get(key, math.nan), digits)
 
     return [
         state.symbol,
         f"{state.last_price:g}" if state.last_price else "…",
         bar,
         v("ema"),
-        v("rsi", 1),
+        _fmt(values.get("rsi", math.nan), 1),
         v("macd.macdhist", 3),
         f"{v('bb.upperband')}/{v('bb.lowerband')}",
         v("atr", 3),
