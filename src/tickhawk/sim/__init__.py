@@ -1,0 +1,13 @@
+"""Exchange simulator speaking Binance's public spot market-data dialect.
+
+``Simulator(SimConfig(...))`` serves a synthetic market (books, trades,
+klines; deterministic for a seed) or replays a recorded capture, over a
+WebSocket port (combined and raw streams, live SUBSCRIBE) and a REST port
+(``/api/v3/...``). See ``docs/simulator.md``.
+"""
+
+from tickhawk.sim.config import SimConfig
+from tickhawk.sim.hub import SendHook
+from tickhawk.sim.simulator import SimStats, Simulator
+
+__all__ = ["SendHook", "SimConfig", "SimStats", "Simulator"]

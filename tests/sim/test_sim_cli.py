@@ -1,0 +1,69 @@
+"""``tickhawk sim`` arguments and runs (through add_arguments/run, as cli.py will call them)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tickhawk.sim import cli
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tickhawk sim")
+    cli.add_arguments(parser)
+    return cli.run(parser.parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--n-symbols", "0"], "1 to 2000 symbols"),
+        (["--n-symbols", "2001"], "1 to 2000 symbols"),
+        (["--symbols", "BTCUSDT,btc-usdt"], "bad symbol"),
+        (["--symbols", ","], "at least one symbol"),
+        (["--rate", "-5"], "rate must be a positive"),
+        (["--speed", "2"], "--speed applies to --replay"),
+        (["--replay", "/nonexistent/capture.gz"], "cannot read --replay"),
+        (["--replay", "x.gz", "--speed", "fast"], "--speed must be a number"),
+        (["--ws-port", "70000"], "ws_port must be between"),
+        (["--duration", "0"], "--duration must be a positive"),
+    ],
+)
+def test_bad_arguments_end_in_one_line(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "Traceback" not in err
+
+
+def test_runs_for_a_duration_and_reports(tmp_path: Path) -> None:
+    script = (
+        "import argparse, sys\n"
+        "from tickhawk.sim import cli\n"
+        "parser = argparse.ArgumentParser()\n"
+        "cli.add_arguments(parser)\n"
+        "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"
+    )
+    argv = [
+        "--n-symbols", "3", "--duration", "1.2", "--status-interval", "0.4",
+        "--ws-port", "0", "--rest-port", "0",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0].startswith("sim: WebSocket ws://127.0.0.1:") and "/stream?streams=" in out[0]
+    assert out[1].startswith("sim: REST      http://127.0.0.1:")
+    status = [line for line in out[2:] if "msg/s" in line]
+    assert len(status) >= 2 and "connections" in status[0]
+    assert done.stderr == ""
