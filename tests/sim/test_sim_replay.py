@@ -128,7 +128,7 @@ def test_paced_replay_follows_the_receive_clock(spot_capture: Path, tmp_path: Pa
     lines = [body for _, body in stamped if body.startswith(b'{"stream"')]
 
     async def scenario() -> float:
-        config = SimConfig(replay=str(short), speed=speed)
+        config = SimConfig(replay=str(short), speed=speed, close_on_replay_end=True)
         async with Simulator(config) as sim, aiohttp.ClientSession() as http:
             url = f"{sim.ws_url}/stream?streams={'/'.join(sim.replay_streams)}"
             async with http.ws_connect(url) as ws:
@@ -137,7 +137,9 @@ def test_paced_replay_follows_the_receive_clock(spot_capture: Path, tmp_path: Pa
                 received = [(await ws.receive(timeout=10)).data.encode() for _ in lines]
                 elapsed = loop.time() - started
                 assert received == lines
-            await sim.wait_replay_done()
+                closing = await ws.receive(timeout=10)  # told to close at the end
+                assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1000
+            assert sim.replay_done
             return elapsed
 
     elapsed = run(scenario())

@@ -320,3 +320,35 @@ def test_diff_kline_payload_types() -> None:
     assert msgspec.json.decode(text, type=DepthUpdate).b == [("1.00000000", "0.00000000")]
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode('{"e":"kline","E":1,"s":"X","k":{}}', type=Kline)
+
+
+class _DropTickers:
+    """A send hook (the fault-injection seam) that drops bookTicker messages."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def on_message(self, connection: object, stream: int, payload: bytes) -> bytes | None:
+        self.seen += 1
+        if payload.startswith(b'{"u":'):
+            return None
+        return payload
+
+
+def test_send_hook_sees_and_filters_messages() -> None:
+    async def scenario() -> None:
+        async with (
+            Simulator(_config()) as sim,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@bookTicker") as ws,
+        ):
+            hook = _DropTickers()
+            sim.send_hook = hook
+            for _ in range(200):
+                msgspec.json.decode(await _text(ws), type=Envelope)
+            assert hook.seen > 0
+            # Messages framed before the hook was set may still arrive; after it, no tickers.
+            tail = [msgspec.json.decode(await _text(ws), type=Envelope) for _ in range(50)]
+            assert {envelope.stream for envelope in tail} == {"btcusdt@trade"}
+
+    run(scenario())

@@ -119,7 +119,7 @@ class Connection:
         self._abort = loop.call_later(_ABORT_AFTER_S, self.transport.disconnect, False)
 
     def forget(self) -> None:
-        """Release timers after the transport went away."""
+        """Release timers once the transport is gone."""
         self.closed = True
         self.writable.set()
         if self._abort is not None:
@@ -154,8 +154,9 @@ class Hub:
         return connection
 
     def disconnect(self, connection: Connection) -> None:
-        """Forget a connection and its subscriptions."""
-        connection.forget()
+        """Forget a connection and its subscriptions (its transport may still be closing)."""
+        connection.closed = True
+        connection.writable.set()
         if connection in self.connections:
             self.connections.remove(connection)
             self.unsubscribe(connection, list(connection.streams))

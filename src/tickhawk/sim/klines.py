@@ -115,9 +115,8 @@ class KlineDesk:
         """Return whether any kline stream is subscribed."""
         return bool(self._streams)
 
-    def subscribe(self, stream: int, index: int, interval: str, now: int) -> None:
+    def subscribe(self, stream: int, index: int, interval: str) -> None:
         """Emit ``interval`` bars of symbol ``index`` as stream id ``stream``."""
-        del now
         self._streams[stream] = (index, interval)
 
     def unsubscribe(self, stream: int) -> None:

@@ -442,7 +442,7 @@ class MarketModel:
         elif key.kind == "depth":
             self.depth.add(stream, index, key.cadence_ms)
         else:
-            self.klines.subscribe(stream, index, key.interval, self.time_ms)
+            self.klines.subscribe(stream, index, key.interval)
 
     def unsubscribe(self, stream: int, key: StreamKey, index: int) -> None:
         """Stop emitting stream id ``stream``."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import numpy.typing as npt
+from picows import WSCloseCode
 
 from tickhawk.capture import load_capture
 from tickhawk.sim.bars import BarStore
@@ -131,6 +132,7 @@ class ReplayFeed:
         self.position = 0  # lines played
         self.done = asyncio.Event()
         self.snapshot_ready = asyncio.Event()
+        self.stopping = asyncio.Event()
         self._clients = asyncio.Event()
         self._trade_decoder = msgspec.json.Decoder(_WireTrade)
         self._tape: TradeTape | None = None
@@ -189,7 +191,7 @@ class ReplayFeed:
         self.done.set()
         _log.info("sim: replay finished (%d lines)", len(lines))
         if self.close_on_end:
-            hub.close_all()
+            hub.close_all(WSCloseCode.OK, "replay finished")
 
     def _play(self, hub: Hub, start: int, end: int) -> None:
         lines = self.capture.lines
@@ -269,7 +271,16 @@ class ReplayFeed:
         del index, limit
         if self.capture.snapshot_index < 0:
             raise LookupError("the capture holds no depth snapshot")
-        await self.snapshot_ready.wait()
+        if not self.snapshot_ready.is_set():
+            ready = asyncio.ensure_future(self.snapshot_ready.wait())
+            stopping = asyncio.ensure_future(self.stopping.wait())
+            try:
+                await asyncio.wait((ready, stopping), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                stopping.cancel()
+            if not self.snapshot_ready.is_set():
+                raise LookupError("the simulator stopped before the replay reached the snapshot")
         return self.capture.lines[self.capture.snapshot_index].data
 
     def tape(self, index: int) -> TradeTape:

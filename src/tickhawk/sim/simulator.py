@@ -88,7 +88,9 @@ class Simulator:
             )
             self._ws_port = int(self._ws_server.sockets[0].getsockname()[1])
             self._runner = web.AppRunner(
-                make_app(feed, WeightMeter(config.rest_weight_limit)), access_log=None
+                make_app(feed, WeightMeter(config.rest_weight_limit)),
+                access_log=None,
+                shutdown_timeout=1.0,  # requests still running at stop get 1 s
             )
             await self._runner.setup()
             site = web.TCPSite(self._runner, config.host, config.rest_port)
@@ -104,6 +106,8 @@ class Simulator:
     async def stop(self) -> None:
         """Stop producing, close every client and both servers; idempotent."""
         task, self._task = self._task, None
+        if isinstance(self._feed, ReplayFeed):
+            self._feed.stopping.set()  # release REST requests waiting for the snapshot
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

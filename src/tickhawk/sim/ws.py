@@ -147,9 +147,10 @@ class SimListener(WSListener):
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        """Drop the connection's subscriptions."""
+        """Drop the connection's subscriptions and timers."""
         if self.connection is not None:
             self.hub.disconnect(self.connection)
+            self.connection.forget()
 
     def pause_writing(self) -> None:
         """Note that the client's socket is full (replay waits for it)."""
