@@ -32,6 +32,9 @@ class NullSink:
     def on_venue_bar(self, bar: Bar) -> None:
         pass
 
+    def on_book_invalid(self, update_id: int, ts_recv: int) -> None:
+        pass
+
 
 def main(path: str) -> None:
     messages = load_capture(path)

@@ -22,6 +22,7 @@ class Recorder:
         self.quotes: list[Quote] = []
         self.books: list[BookUpdate] = []
         self.bars: list[Bar] = []
+        self.invalid: list[int] = []
 
     def on_trade(self, trade: Trade, t_recv: int, t_decoded: int) -> None:
         assert t_decoded >= t_recv
@@ -35,6 +36,9 @@ class Recorder:
 
     def on_venue_bar(self, bar: Bar) -> None:
         self.bars.append(bar)
+
+    def on_book_invalid(self, update_id: int, ts_recv: int) -> None:
+        self.invalid.append(update_id)
 
 
 def _feed(streams: list[str]) -> tuple[BinanceFeed, Recorder, Rejects]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return runners[args.command](args)
     except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        # The reader went away (`tickhawk replay … | head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

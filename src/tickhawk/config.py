@@ -39,6 +39,7 @@ from tickhawk.strategy.momentum import MomentumConfig
 
 __all__ = [
     "BINANCE_ENDPOINTS",
+    "BookConfig",
     "Config",
     "ConfigError",
     "EngineConfig",
@@ -88,6 +89,15 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     peek: bool = True
 
 
+class BookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Order books (kept when a ``depth`` stream is subscribed)."""
+
+    max_levels: int = 5000
+    snapshot_limit: int = 1000
+    stale_after_s: float = 10.0
+    buffer_limit: int = 10_000
+
+
 class StrategiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Built-in strategies, configured rather than coded."""
 
@@ -112,6 +122,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     venue: VenueConfig = msgspec.field(default_factory=VenueConfig)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    book: BookConfig = msgspec.field(default_factory=BookConfig)
     indicators: dict[str, dict[str, dict[str, Any]]] = msgspec.field(
         default_factory=_default_indicators
     )
@@ -140,6 +151,13 @@ def _check(config: Config) -> Config:
     for name in ("trade_capacity", "bar_history"):
         if getattr(config.engine, name) <= 0:
             raise ConfigError(f"engine.{name}: must be a positive whole number")
+    for name in ("max_levels", "snapshot_limit", "buffer_limit"):
+        if getattr(config.book, name) <= 0:
+            raise ConfigError(f"book.{name}: must be a positive whole number")
+    if not 1 <= config.book.snapshot_limit <= 5000:
+        raise ConfigError("book.snapshot_limit: Binance serves 1 to 5000 levels")
+    if not config.book.stale_after_s > 0:
+        raise ConfigError("book.stale_after_s: must be a positive number of seconds")
     if not config.venue.symbols:
         raise ConfigError('venue.symbols: list at least one symbol, e.g. ["BTCUSDT"]')
     for i, symbol in enumerate(config.venue.symbols):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tickhawk.book.sync import BookEvent, BookSync
 from tickhawk.config import Config
 from tickhawk.indicators.streams import IndicatorSet
 from tickhawk.model import Signal, parse_interval
@@ -21,6 +22,10 @@ from tickhawk.venues.binance.feed import BinanceFeed
 __all__ = ["Engine", "SignalSink"]
 
 SignalSink = Callable[[Signal], None]
+
+
+def _ignore(symbol: str) -> None:
+    """Default snapshot request: nothing fetches (replay takes the capture's snapshot)."""
 
 
 def _strategies(config: Config) -> list[Strategy]:
@@ -49,6 +54,11 @@ class Engine:
         self.rejects = rejects or Rejects()
         self.sinks: list[SignalSink] = []
         self.signals = 0
+        #: Called with a symbol whose book needs a REST snapshot (the live app fetches it).
+        self.request_snapshot: Callable[[str], None] = _ignore
+        #: Receive every book state transition.
+        self.book_listeners: list[Callable[[BookEvent], None]] = []
+        with_books = any(stream.startswith("depth") for stream in config.venue.streams)
         specs = config.indicator_specs()
         intervals = [parse_interval(label) for label in config.engine.intervals]
         self.states: dict[str, SymbolState] = {}
@@ -66,7 +76,24 @@ class Engine:
                 trade_capacity=config.engine.trade_capacity,
                 bar_history=config.engine.bar_history,
                 peek=config.engine.peek,
+                book=self._book_sync(symbol) if with_books else None,
             )
+
+    def _book_sync(self, symbol: str) -> BookSync:
+        book = self.config.book
+        return BookSync(
+            symbol,
+            futures=self.config.venue.market == "usdm",
+            max_levels=book.max_levels,
+            buffer_limit=book.buffer_limit,
+            stale_after_s=book.stale_after_s,
+            request_snapshot=lambda s: self.request_snapshot(s),
+            on_event=self._book_event,
+        )
+
+    def _book_event(self, event: BookEvent) -> None:
+        for listener in self.book_listeners:
+            listener(event)
 
     def feed(self, streams: list[str] | None = None) -> BinanceFeed:
         """Return a Binance decoder routing ``streams`` (default: the configured ones)."""

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from time import perf_counter_ns
 
 from tickhawk.bars.time_bars import TimeBars
+from tickhawk.book.l2 import L2Book
+from tickhawk.book.sync import BookSync
 from tickhawk.indicators.streams import BarLike, IndicatorSet
 from tickhawk.model import Bar, BookUpdate, Quote, Signal, Trade
 from tickhawk.ring import TradeRing
 from tickhawk.strategy.api import Decision, Strategy, overrides
+from tickhawk.venues.binance.schema import DepthSnapshot
 
 __all__ = ["SymbolState"]
 
@@ -39,8 +42,11 @@ class SymbolState:
         trade_capacity: int = 4096,
         bar_history: int = 1000,
         peek: bool = True,
+        book: BookSync | None = None,
     ) -> None:
         self.symbol = symbol
+        #: The order-book sync (None when no depth stream is configured).
+        self.book_sync = book
         self.trades = TradeRing(symbol, trade_capacity)
         self.last_price = 0.0
         self.quote: Quote | None = None
@@ -55,6 +61,7 @@ class SymbolState:
         #: Called with every applied trade / closed bar (replay output, recorders).
         self.trade_listeners: list[Callable[[Trade], None]] = []
         self.bar_listeners: list[Callable[[Bar], None]] = []
+        self.book_listeners: list[Callable[[BookUpdate, L2Book], None]] = []
         self.bars: dict[str, TimeBars] = {}
         self.indicators: dict[str, IndicatorSet] = {}
         self._aggregators: list[TimeBars] = []
@@ -113,11 +120,36 @@ class SymbolState:
             self._book_hooks(quote, quote.ts_event, quote.ts_recv, t_recv, t_decoded)
 
     def on_book(self, update: BookUpdate, t_recv: int, t_decoded: int) -> None:
-        """Apply an L2 diff (the order-book engine plugs in here); run the book hooks."""
+        """Apply an L2 diff through the book sync; run the book hooks on a LIVE book."""
         self.last_book = update
         self.book_updates += 1
+        sync = self.book_sync
+        if sync is not None:
+            if not sync.on_diff(update):
+                return  # buffered, dropped or out of sync: nobody sees this book
+            if self.book_listeners:
+                for listener in self.book_listeners:
+                    listener(update, sync.book)
         if self._book_hook_list:
             self._book_hooks(update, update.ts_event, update.ts_recv, t_recv, t_decoded)
+
+    def on_book_invalid(self, update_id: int, ts_recv: int) -> None:
+        """A diff of this symbol had a bad level and was skipped: the book must resync."""
+        if self.book_sync is not None:
+            self.book_sync.invalidate("invalid_level", update_id, ts_recv)
+
+    def on_snapshot(self, snapshot: DepthSnapshot, ts_recv: int = 0) -> None:
+        """Hand a REST depth snapshot to the book sync."""
+        if self.book_sync is not None:
+            self.book_sync.on_snapshot(snapshot, ts_recv)
+
+    @property
+    def book(self) -> L2Book | None:
+        """Return the L2 book when it is LIVE, else ``None`` (never a book out of sync)."""
+        sync = self.book_sync
+        if sync is not None and sync.live:
+            return sync.book
+        return None
 
     def on_venue_bar(self, bar: Bar) -> None:
         """Keep the venue's own closed kline (bars used by indicators come from trades)."""

@@ -13,17 +13,19 @@ from typing import IO
 
 import msgspec
 
+from tickhawk.book.l2 import L2Book
 from tickhawk.capture import CaptureError, load_capture
 from tickhawk.config import Config, ConfigError, load_config
 from tickhawk.engine import Engine
-from tickhawk.model import Bar, Signal, Trade
+from tickhawk.model import Bar, BookUpdate, Signal, Trade
 from tickhawk.presets import fast_config
 from tickhawk.rejects import Rejects
 from tickhawk.venues.binance.feed import stream_kind
+from tickhawk.venues.binance.schema import DepthSnapshot
 
 __all__ = ["ReplayResult", "add_arguments", "replay", "run"]
 
-EMIT_KINDS = ("trades", "bars", "signals")
+EMIT_KINDS = ("trades", "bars", "signals", "book")
 _MS = 1_000_000
 
 
@@ -52,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--speed", default="max", help="max (as fast as possible) or a factor, 1 = original pace"
     )
     parser.add_argument(
-        "--emit", default="", help="comma-separated: trades,bars,signals (JSON lines on stdout)"
+        "--emit",
+        default="",
+        help="comma-separated: trades,bars,signals,book (JSON lines on stdout)",
     )
     parser.add_argument("--json", action="store_true", help="print a final JSON summary")
     parser.add_argument("--config", help="TOML/YAML configuration (default: 1 s bars preset)")
@@ -88,6 +92,7 @@ def replay(
     on_trade: Callable[[Trade], None] | None = None,
     on_bar: Callable[[Bar], None] | None = None,
     on_signal: Callable[[Signal], None] | None = None,
+    on_book: Callable[[BookUpdate, L2Book], None] | None = None,
 ) -> tuple[Engine, float, float, int]:
     """Run ``messages`` through a new engine; return it with pipeline wall and CPU seconds.
 
@@ -101,17 +106,21 @@ def replay(
             state.trade_listeners.append(on_trade)
         if on_bar is not None:
             state.bar_listeners.append(on_bar)
+        if on_book is not None:
+            state.book_listeners.append(on_book)
     if on_signal is not None:
         engine.sinks.append(on_signal)
     on_message = feed.on_message
     snapshot_prefix = b'{"lastUpdateId"'
+    take_snapshot = _snapshot_taker(engine)
     snapshots = 0
     cpu0 = time.process_time()
     wall0 = perf_counter_ns()
     if speed is None:
         for ts_recv, payload in messages:
             if payload.startswith(snapshot_prefix):
-                snapshots += 1  # REST depth snapshot: the order-book engine takes it
+                snapshots += 1
+                take_snapshot(payload, ts_recv)
                 continue
             on_message(payload, perf_counter_ns(), ts_recv)
     else:
@@ -123,11 +132,38 @@ def replay(
                 time.sleep(delay / 1e9)
             if payload.startswith(snapshot_prefix):
                 snapshots += 1
+                take_snapshot(payload, ts_recv)
                 continue
             on_message(payload, perf_counter_ns(), ts_recv)
     wall = (perf_counter_ns() - wall0) / 1e9
     cpu = time.process_time() - cpu0
     return engine, wall, cpu, feed.messages + snapshots
+
+
+def _snapshot_taker(engine: Engine) -> Callable[[bytes, int], None]:
+    """Return what a capture's REST snapshot line goes to: the one symbol with a book.
+
+    The snapshot line carries no symbol, so it can only be placed in a capture
+    of one symbol with a depth stream; otherwise it is counted and skipped.
+    """
+    decode = msgspec.json.Decoder(DepthSnapshot, strict=False).decode
+    with_book = [s for s in engine.states.values() if s.book_sync is not None]
+    rejects = engine.rejects
+
+    def take(payload: bytes, ts_recv: int) -> None:
+        if len(with_book) != 1:
+            rejects.reject(
+                "snapshot_symbol", "a snapshot line needs exactly one symbol with a book"
+            )
+            return
+        try:
+            snapshot = decode(payload)
+        except msgspec.DecodeError as exc:
+            rejects.reject("schema", f"depth snapshot: {exc}")
+            return
+        with_book[0].on_snapshot(snapshot, ts_recv)
+
+    return take
 
 
 def _emitter(out: IO[bytes], kinds: set[str]) -> dict[str, Callable[..., None]]:
@@ -188,7 +224,30 @@ def _emitter(out: IO[bytes], kinds: set[str]) -> dict[str, Callable[..., None]]:
             + b"\n"
         )
 
-    table: dict[str, Callable[..., None]] = {"trades": trade, "bars": bar, "signals": signal}
+    def book(update: BookUpdate, l2: L2Book) -> None:
+        bid, bid_qty, ask, ask_qty = l2.top()
+        write(
+            encode(
+                {
+                    "type": "book",
+                    "symbol": update.symbol,
+                    "u": update.last_id,
+                    "ts": update.ts_event // _MS,
+                    "bid": bid,
+                    "bid_qty": bid_qty,
+                    "ask": ask,
+                    "ask_qty": ask_qty,
+                }
+            )
+            + b"\n"
+        )
+
+    table: dict[str, Callable[..., None]] = {
+        "trades": trade,
+        "bars": bar,
+        "signals": signal,
+        "book": book,
+    }
     return {kind: table[kind] for kind in kinds}
 
 
@@ -250,6 +309,7 @@ def run(args: argparse.Namespace) -> int:
         on_trade=emit.get("trades"),
         on_bar=emit.get("bars"),
         on_signal=emit.get("signals"),
+        on_book=emit.get("book"),
     )
     out.flush()
     result = ReplayResult(

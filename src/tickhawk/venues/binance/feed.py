@@ -55,6 +55,7 @@ class FeedSink(Protocol):
     def on_quote(self, quote: Quote, t_recv: int, t_decoded: int) -> None: ...
     def on_book(self, update: BookUpdate, t_recv: int, t_decoded: int) -> None: ...
     def on_venue_bar(self, bar: Bar) -> None: ...
+    def on_book_invalid(self, update_id: int, ts_recv: int) -> None: ...
 
 
 def stream_kind(stream: str) -> str:
@@ -248,6 +249,7 @@ def _depth_route(
         DepthMsg if raw else DepthEnvelope, strict=False
     ).decode
     on_book = sink.on_book
+    on_invalid = sink.on_book_invalid
     reject = rejects.reject
 
     def handle(payload: bytes, t_recv: int, ts_recv: int) -> None:
@@ -258,6 +260,7 @@ def _depth_route(
             return
         if not (_levels_ok(msg.b) and _levels_ok(msg.a)):
             reject("bad_level", f"{stream} depth {msg.u} has a bad price or quantity")
+            on_invalid(msg.u, ts_recv)
             return
         update = BookUpdate(symbol, msg.U, msg.u, msg.pu, msg.b, msg.a, msg.E * _MS, ts_recv)
         on_book(update, t_recv, perf_counter_ns())

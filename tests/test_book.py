@@ -1,0 +1,244 @@
+"""Order books that are never silently wrong: truth from the exchange, properties, sync rules."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickhawk.app.replay import _streams_in, replay
+from tickhawk.book.l2 import L2Book
+from tickhawk.book.sync import BookEvent, BookState, BookSync
+from tickhawk.capture import load_capture
+from tickhawk.engine import Engine
+from tickhawk.model import BookUpdate
+from tickhawk.presets import fast_config
+from tickhawk.venues.binance.schema import DepthSnapshot
+
+
+def run_capture(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, bytes]]]:
+    """Replay a capture through the pipeline; return the book's top after each applied diff."""
+    messages = load_capture(path)
+    streams = _streams_in(messages)
+    market = "usdm" if any(s.endswith("@0ms") for s in streams) else "spot"
+    config = fast_config(["BTCUSDT"], sorted({s.split("@", 1)[1] for s in streams}), market=market)
+    tops: dict[int, tuple[float, float]] = {}
+
+    def on_book(update: BookUpdate, book: L2Book) -> None:
+        tops[update.last_id] = (book.best_bid, book.best_ask)
+
+    replay(messages, config, streams=streams, on_book=on_book)
+    return tops, messages
+
+
+@pytest.mark.parametrize("capture", ["usdm", "spot"])
+def test_book_matches_every_book_ticker_of_the_same_update(
+    capture: str, usdm_capture: Path, spot_capture: Path
+) -> None:
+    path = usdm_capture if capture == "usdm" else spot_capture
+    tops, messages = run_capture(path)
+    pairs = matched = 0
+    for _, payload in messages:
+        if b"@bookTicker" not in payload[:40]:
+            continue
+        data = json.loads(payload)["data"]
+        top = tops.get(data["u"])
+        if top is None:
+            continue
+        pairs += 1
+        matched += top == (float(data["b"]), float(data["a"]))
+    print(f"{capture}: {pairs} bookTickers carry the id of an applied diff")
+    assert pairs >= 300, pairs  # several hundred exchange-given truths
+    assert matched == pairs  # 100 %
+
+
+def _depth_lines(messages: list[tuple[int, bytes]]) -> list[int]:
+    return [i for i, (_, p) in enumerate(messages) if b"@depth" in p[:40]]
+
+
+def test_a_removed_diff_is_detected_and_the_book_resyncs(usdm_capture: Path) -> None:
+    messages = load_capture(usdm_capture)
+    depth = _depth_lines(messages)
+    victim = depth[len(depth) // 2]
+    state_events: list[BookEvent] = []
+    streams = _streams_in(messages)
+    config = fast_config(["BTCUSDT"], sorted({s.split("@", 1)[1] for s in streams}), market="usdm")
+    engine = Engine(config)
+    engine.book_listeners.append(state_events.append)
+    feed = engine.feed(streams)
+    state = engine.states["BTCUSDT"]
+    decode = msgspec.json.Decoder(DepthSnapshot, strict=False).decode
+    for i, (ts, payload) in enumerate(messages):
+        if i == victim:
+            continue
+        if payload.startswith(b'{"lastUpdateId"'):
+            state.on_snapshot(decode(payload), ts)
+        else:
+            feed.on_message(payload, 0, ts)
+    reasons = [(e.state, e.reason) for e in state_events]
+    assert ("live", "bridged") in reasons
+    assert ("out_of_sync", "gap") in reasons  # the hole was seen
+    assert reasons[-1] == ("syncing", "gap")  # and a resync began (no new snapshot in a capture)
+    assert state.book is None  # strategies never see the broken book
+    sync = state.book_sync
+    assert sync is not None and sync.transitions["out_of_sync:gap"] == 1
+
+
+# -- a synthetic diff stream, to drive every rule --------------------------------------------
+
+
+def diff(
+    first: int,
+    last: int,
+    bids: list[tuple[float, float]] = (),
+    asks: list[tuple[float, float]] = (),
+    prev: int = -1,
+) -> BookUpdate:  # type: ignore[assignment]
+    return BookUpdate("X", first, last, prev, list(bids), list(asks), last, last)
+
+
+SNAP = DepthSnapshot(100, [(99.0, 1.0), (98.0, 2.0)], [(101.0, 1.0), (102.0, 2.0)])
+
+
+def make_sync(futures: bool = False) -> tuple[BookSync, list[str], list[tuple[str, str]]]:
+    requests: list[str] = []
+    events: list[tuple[str, str]] = []
+    sync = BookSync(
+        "X",
+        futures=futures,
+        stale_after_s=1.0,
+        request_snapshot=requests.append,
+        on_event=lambda e: events.append((e.state, e.reason)),
+    )
+    return sync, requests, events
+
+
+def test_spot_rules_buffer_bridge_and_chain() -> None:
+    sync, requests, events = make_sync()
+    assert not sync.on_diff(diff(95, 99))  # older than the coming snapshot
+    assert not sync.on_diff(diff(100, 103, bids=[(99.5, 3.0)]))  # will bridge (U <= 101 <= u)
+    assert requests == ["X"] and sync.state is BookState.SYNCING
+    sync.on_snapshot(SNAP)
+    assert sync.live and events == [("live", "bridged")]
+    assert sync.book.top() == (99.5, 3.0, 101.0, 1.0)
+    assert sync.on_diff(diff(104, 104, asks=[(101.0, 0.0)]))
+    assert sync.book.best_ask == 102.0
+    assert not sync.on_diff(diff(104, 104))  # a duplicate: ignored, still live
+    assert sync.live and sync.duplicates == 1
+    assert not sync.on_diff(diff(106, 107))  # 105 missing: a gap
+    assert events[-2:] == [("out_of_sync", "gap"), ("syncing", "gap")]
+    assert requests == ["X", "X"] and len(sync.book) == 0  # thrown away until resynced
+
+
+def test_futures_rules_chain_through_pu() -> None:
+    sync, _, events = make_sync(futures=True)
+    sync.on_diff(diff(90, 99, prev=80))  # u < lastUpdateId: dropped at the snapshot
+    sync.on_diff(diff(95, 105, prev=99, bids=[(99.0, 5.0)]))  # U <= 100 <= u: the bridge
+    sync.on_snapshot(SNAP)
+    assert sync.live and sync.book.bids[99.0] == 5.0
+    assert sync.on_diff(diff(106, 110, prev=105))
+    assert not sync.on_diff(diff(112, 115, prev=111))  # pu != previous u
+    assert ("out_of_sync", "gap") in events
+
+
+def test_reordered_diffs_are_detected() -> None:
+    sync, _, events = make_sync()
+    sync.on_snapshot(SNAP)
+    assert sync.on_diff(diff(101, 102))
+    assert not sync.on_diff(diff(105, 106))  # arrived before 103-104
+    assert ("out_of_sync", "gap") in events
+    assert not sync.live
+
+
+def test_a_snapshot_older_than_the_buffered_diffs_is_fetched_again() -> None:
+    sync, requests, _events = make_sync()
+    sync.on_diff(diff(150, 160))
+    sync.on_diff(diff(161, 170))
+    sync.on_snapshot(SNAP)  # lastUpdateId 100 < 150 - 1: cannot bridge
+    assert not sync.live and requests == ["X", "X"]
+    assert sync.transitions["syncing:snapshot_too_old"] == 1
+    assert [u.first_id for u in sync.buffer] == [150, 161]  # kept for the next snapshot
+    sync.on_snapshot(DepthSnapshot(155, [(99.0, 1.0)], [(101.0, 1.0)]))
+    assert sync.live and sync.last_id == 170
+
+
+def test_crossed_book_and_invalid_levels_resync() -> None:
+    sync, _, events = make_sync()
+    sync.on_snapshot(SNAP)
+    sync.on_diff(diff(101, 101))
+    assert not sync.on_diff(diff(102, 102, bids=[(101.5, 1.0)]))  # bid above the ask
+    assert ("out_of_sync", "crossed") in events and not sync.live
+    sync2, _, events2 = make_sync()
+    sync2.on_snapshot(SNAP)
+    sync2.on_diff(diff(101, 101))
+    sync2.invalidate("invalid_level", 102)
+    assert ("out_of_sync", "invalid_level") in events2 and not sync2.live
+
+
+def test_stale_then_live_again() -> None:
+    sync, _, events = make_sync()
+    sync.on_snapshot(SNAP)
+    sync.on_diff(diff(101, 101))  # ts 101 ns
+    assert not sync.check_stale(101 + 500_000_000)
+    assert sync.check_stale(101 + 2_000_000_000)
+    assert events[-1] == ("stale", "no update")
+    assert sync.on_diff(diff(102, 102))
+    assert events[-1] == ("live", "updates resumed")
+
+
+# -- the L2 book against a naive reference ------------------------------------------------------
+
+levels = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=60).map(float),
+        st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.25, 7.0]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(levels, levels), max_size=40), st.integers(min_value=3, max_value=50))
+def test_book_matches_a_naive_dict_book(updates: list[tuple[list, list]], max_levels: int) -> None:
+    book = L2Book(max_levels=max_levels)
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    for bid_levels, ask_levels in updates:
+        book.apply(bid_levels, ask_levels)
+        for side, changes in ((bids, bid_levels), (asks, ask_levels)):
+            for price, qty in changes:
+                if qty:
+                    side[price] = qty
+                else:
+                    side.pop(price, None)
+        # the reference prunes the far end the same way
+        for price in sorted(bids)[: max(0, len(bids) - max_levels)]:
+            del bids[price]
+        for price in sorted(asks, reverse=True)[: max(0, len(asks) - max_levels)]:
+            del asks[price]
+        assert book.bids == bids and book.asks == asks
+        top_bids, top_asks = book.levels(5)
+        assert top_bids == sorted(bids.items(), reverse=True)[:5]
+        assert top_asks == sorted(asks.items())[:5]
+        if bids:
+            assert book.best_bid == max(bids)
+        else:
+            assert math.isnan(book.best_bid)
+        if asks:
+            assert book.best_ask == min(asks)
+        else:
+            assert math.isnan(book.best_ask)
+
+
+def test_depth_reads() -> None:
+    book = L2Book()
+    book.load([(99.0, 1.0), (98.0, 2.0), (90.0, 5.0)], [(101.0, 1.5), (102.0, 2.5), (110.0, 4.0)])
+    assert book.top() == (99.0, 1.0, 101.0, 1.5)
+    assert book.cumulative(2) == ([1.0, 3.0], [1.5, 4.0])
+    assert book.depth_within(200) == (3.0, 4.0)  # mid 100 ± 2 %: 98..102
+    assert not book.crossed and len(book) == 6
