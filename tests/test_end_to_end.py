@@ -28,7 +28,10 @@ async def poll(condition: Callable[[], bool], timeout: float, what: str) -> None
 async def scenario() -> None:
     async with Simulator(SimConfig(n_symbols=4, rate=4000.0, seed=11)) as sim:
         config = fast_config(
-            list(sim.symbols), ["trade", "bookTicker", "depth@100ms"], ws_url=sim.ws_url
+            list(sim.symbols),
+            ["trade", "bookTicker", "depth@100ms"],
+            ws_url=sim.ws_url,
+            rest_url=sim.rest_url,
         )
         app = LiveApp(config)
         received: dict[str, list[int]] = defaultdict(list)
@@ -44,6 +47,12 @@ async def scenario() -> None:
         run = asyncio.create_task(app.run(stop=stop))
         await app.wait_live(10)
         await poll(lambda: len(signals) >= 3, 30, "three signals")
+        states = list(app.engine.states.values())
+        await poll(lambda: all(s.book is not None for s in states), 10, "every book LIVE")
+        for state in states:  # the book agrees with the venue's own best bid/ask
+            book, quote = state.book, state.quote
+            assert book is not None and quote is not None and not book.crossed
+            assert book.best_bid <= quote.ask and quote.bid <= book.best_ask
         await sim.stop()  # stops producing and closes the connection after what was sent
         await poll(
             lambda: app.sessions[0].state is not SessionState.LIVE, 10, "the session to drop"

@@ -12,12 +12,14 @@ from collections.abc import Callable
 
 import msgspec
 
+from tickhawk.app.books import BookKeeper
 from tickhawk.app.view import StatusView, make_view
 from tickhawk.config import Config, ConfigError, load_config
 from tickhawk.engine import Engine
 from tickhawk.metrics.latency import LatencyWindow
 from tickhawk.model import Signal
-from tickhawk.net.session import WsSession
+from tickhawk.net.session import SessionState, WsSession
+from tickhawk.venues.binance.rest import BinanceRest
 
 __all__ = ["LiveApp", "Summary", "add_arguments", "install_event_loop", "run"]
 
@@ -60,14 +62,24 @@ class LiveApp:
         self.recent_signals: list[Signal] = []
         self.engine.sinks.append(self._on_signal)
         self.feed = self.engine.feed()
-        ws_url, _ = config.venue.endpoints()
+        ws_url, self.rest_url = config.venue.endpoints()
         streams = self.feed.streams
+        self.books: BookKeeper | None = None
         self.sessions = [
-            WsSession(ws_url, streams[i : i + STREAMS_PER_CONNECTION], self.feed.on_message)
+            self._session(ws_url, streams[i : i + STREAMS_PER_CONNECTION])
             for i in range(0, len(streams), STREAMS_PER_CONNECTION)
         ]
         self.started = time.monotonic()
         self._cpu0 = time.process_time()
+
+    def _session(self, ws_url: str, streams: list[str]) -> WsSession:
+        depth_symbols = sorted({s.split("@", 1)[0].upper() for s in streams if "@depth" in s})
+
+        def on_state(state: SessionState) -> None:
+            if state is SessionState.LIVE and self.books is not None:
+                self.books.on_connected(depth_symbols)
+
+        return WsSession(ws_url, streams, self.feed.on_message, on_state=on_state)
 
     def _on_signal(self, signal: Signal) -> None:
         self.latency.add(signal.t_emitted - signal.t_recv)
@@ -119,9 +131,17 @@ class LiveApp:
                 loop.add_signal_handler(signum, stop.set)
         self.started = time.monotonic()
         self._cpu0 = time.process_time()
+        with_books = any(s.book_sync is not None for s in self.engine.states.values())
+        rest = BinanceRest(self.rest_url, self.config.venue.market) if with_books else None
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(s.run()) for s in self.sessions]
+                tasks = []
+                if rest is not None:
+                    self.books = BookKeeper(
+                        self.engine, rest, snapshot_limit=self.config.book.snapshot_limit
+                    )
+                    tasks.append(group.create_task(self.books.run()))
+                tasks += [group.create_task(s.run()) for s in self.sessions]
                 if view is not None:
                     tasks.append(group.create_task(view.run(self)))
                 try:
@@ -133,6 +153,8 @@ class LiveApp:
                 for task in tasks:
                     task.cancel()
         finally:
+            if rest is not None:
+                await rest.close()
             for signum in (os_signal.SIGINT, os_signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)

@@ -1,0 +1,93 @@
+"""The async side of order books in a live run: snapshots, reconnects, staleness.
+
+The book itself (:mod:`tickhawk.book.sync`) is synchronous and knows nothing
+of I/O. This keeper fetches the REST snapshots it asks for (retrying with
+capped backoff until one arrives), restarts every book of a connection that
+dropped (its diffs were missed), and checks for stale books once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from tickhawk.engine import Engine
+from tickhawk.venues.binance.rest import BinanceRest, RestError
+
+__all__ = ["BookKeeper"]
+
+_log = logging.getLogger("tickhawk.book")
+
+
+class BookKeeper:
+    """Serve the engine's books: call :meth:`run` inside the live app's task group."""
+
+    def __init__(self, engine: Engine, rest: BinanceRest, *, snapshot_limit: int = 1000) -> None:
+        self.engine = engine
+        self.rest = rest
+        self.snapshot_limit = snapshot_limit
+        self.fetches = 0
+        self.fetch_failures = 0
+        self._wanted: asyncio.Queue[str] = asyncio.Queue()
+        self._in_flight: set[str] = set()
+        self._connected_once: set[str] = set()
+        engine.request_snapshot = self.request
+
+    def request(self, symbol: str) -> None:
+        """Ask for a snapshot of ``symbol`` (called synchronously by a book)."""
+        if symbol not in self._in_flight:
+            self._in_flight.add(symbol)
+            self._wanted.put_nowait(symbol)
+
+    def on_connected(self, symbols: list[str]) -> None:
+        """A connection carrying these symbols' depth came up: (re)sync their books."""
+        for symbol in symbols:
+            state = self.engine.states.get(symbol)
+            sync = state.book_sync if state is not None else None
+            if sync is None:
+                continue
+            if symbol in self._connected_once:
+                sync.restart("reconnect")
+            else:
+                self._connected_once.add(symbol)
+                sync.start()
+
+    async def _fetch(self, symbol: str) -> None:
+        attempt = 0
+        try:
+            while True:
+                try:
+                    snapshot = await self.rest.depth(symbol, self.snapshot_limit)
+                except RestError as exc:
+                    self.fetch_failures += 1
+                    attempt += 1
+                    delay = random.uniform(0, min(5.0, 0.25 * 2**attempt))
+                    _log.warning(
+                        "depth snapshot of %s failed (%s); retry in %.2f s", symbol, exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self.fetches += 1
+                self._in_flight.discard(symbol)
+                self.engine.states[symbol].on_snapshot(snapshot, time.time_ns())
+                return
+        finally:
+            self._in_flight.discard(symbol)
+
+    async def run(self) -> None:
+        """Fetch snapshots as books ask; check staleness every second. Runs until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._stale_checks())
+            while True:
+                symbol = await self._wanted.get()
+                group.create_task(self._fetch(symbol))
+
+    async def _stale_checks(self) -> None:
+        syncs = [s.book_sync for s in self.engine.states.values() if s.book_sync is not None]
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time_ns()
+            for sync in syncs:
+                sync.check_stale(now)
