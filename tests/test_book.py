@@ -202,25 +202,24 @@ levels = st.lists(
 )
 
 
+def apply_naive(side: dict[float, float], changes: list[tuple[float, float]]) -> None:
+    for price, qty in changes:
+        if qty:
+            side[price] = qty
+        else:
+            side.pop(price, None)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(levels, levels), max_size=40), st.integers(min_value=3, max_value=50))
-def test_book_matches_a_naive_dict_book(updates: list[tuple[list, list]], max_levels: int) -> None:
-    book = L2Book(max_levels=max_levels)
+@given(st.lists(st.tuples(levels, levels), max_size=40))
+def test_book_matches_a_naive_dict_book(updates: list[tuple[list, list]]) -> None:
+    book = L2Book(max_levels=100, near=2)  # the cap never binds; near spills and refills often
     bids: dict[float, float] = {}
     asks: dict[float, float] = {}
     for bid_levels, ask_levels in updates:
         book.apply(bid_levels, ask_levels)
-        for side, changes in ((bids, bid_levels), (asks, ask_levels)):
-            for price, qty in changes:
-                if qty:
-                    side[price] = qty
-                else:
-                    side.pop(price, None)
-        # the reference prunes the far end the same way
-        for price in sorted(bids)[: max(0, len(bids) - max_levels)]:
-            del bids[price]
-        for price in sorted(asks, reverse=True)[: max(0, len(asks) - max_levels)]:
-            del asks[price]
+        apply_naive(bids, bid_levels)
+        apply_naive(asks, ask_levels)
         assert book.bids == bids and book.asks == asks
         top_bids, top_asks = book.levels(5)
         assert top_bids == sorted(bids.items(), reverse=True)[:5]
@@ -233,6 +232,42 @@ def test_book_matches_a_naive_dict_book(updates: list[tuple[list, list]], max_le
             assert book.best_ask == min(asks)
         else:
             assert math.isnan(book.best_ask)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(levels, levels), max_size=40), st.integers(min_value=1, max_value=30))
+def test_a_capped_book_is_exact_above_its_worst_kept_level(
+    updates: list[tuple[list, list]], cap: int
+) -> None:
+    book = L2Book(max_levels=cap, near=2)
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    for bid_levels, ask_levels in updates:
+        book.apply(bid_levels, ask_levels)
+        apply_naive(bids, bid_levels)
+        apply_naive(asks, ask_levels)
+        assert len(book.bids) <= cap + cap // 10 and len(book.asks) <= cap + cap // 10
+        assert book.bids.items() <= bids.items() and book.asks.items() <= asks.items()
+        # beyond the horizon levels may be missing; before it the book is exact
+        assert {p: q for p, q in bids.items() if p > book.bid_horizon} == {
+            p: q for p, q in book.bids.items() if p > book.bid_horizon
+        }
+        assert {p: q for p, q in asks.items() if p < book.ask_horizon} == {
+            p: q for p, q in book.asks.items() if p < book.ask_horizon
+        }
+        if not book.exhausted:  # then the top of book is the truth
+            assert book.best_bid == max(bids) if bids else math.isnan(book.best_bid)
+            assert book.best_ask == min(asks) if asks else math.isnan(book.best_ask)
+
+
+def test_an_exhausted_side_forces_a_resync() -> None:
+    sync, _, events = make_sync()
+    sync.book.max_levels = 2
+    sync.on_snapshot(DepthSnapshot(100, [(99.0, 1.0), (98.0, 1.0), (97.0, 1.0)], [(101.0, 1.0)]))
+    assert sync.book.bid_horizon == 97.0  # cut from the snapshot
+    assert sync.on_diff(diff(101, 101, bids=[(99.0, 0.0)]))  # best 98 > horizon 97: exact
+    assert not sync.on_diff(diff(102, 102, bids=[(98.0, 0.0)]))  # nothing left above 97
+    assert ("out_of_sync", "depth_exhausted") in events and not sync.live
 
 
 def test_depth_reads() -> None:

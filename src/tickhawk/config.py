@@ -90,8 +90,9 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Order books (kept when a ``depth`` stream is subscribed)."""
+    """Order books (kept when a ``depth`` stream is subscribed and ``enabled``)."""
 
+    enabled: bool = True
     max_levels: int = 5000
     snapshot_limit: int = 1000
     stale_after_s: float = 10.0

@@ -58,7 +58,9 @@ class Engine:
         self.request_snapshot: Callable[[str], None] = _ignore
         #: Receive every book state transition.
         self.book_listeners: list[Callable[[BookEvent], None]] = []
-        with_books = any(stream.startswith("depth") for stream in config.venue.streams)
+        with_books = config.book.enabled and any(
+            stream.startswith("depth") for stream in config.venue.streams
+        )
         specs = config.indicator_specs()
         intervals = [parse_interval(label) for label in config.engine.intervals]
         self.states: dict[str, SymbolState] = {}

@@ -1,144 +1,251 @@
 """An L2 order book: price levels per side, best bid/ask in O(1), bounded depth.
 
-Each side is a dict ``price → qty`` plus a sorted list of its prices (ascending
-for both sides; the best bid is the last bid price, the best ask the first ask
-price). Changing an existing level is one dict store; adding or removing a
-level is a bisect and a ``list`` insert/delete (a short ``memmove`` in C), so a
-1,000-level book stays well under a microsecond per level change. Levels
-beyond ``max_levels`` per side are pruned from the far end, so memory is
-bounded whatever the venue sends.
+Each side keeps every level in a dict ``price → qty``. Only the *near* levels
+— the best ``near`` of them, at most twice that — are also kept in order, in a
+short sorted list of keys with the best last (bid prices ascending, ask
+prices negated ascending). Every *far* level is worse than the worst near
+one, so a change far from the top is one comparison and one dict store,
+and a change near the top is a bisect in a short list whose ``memmove``
+shifts only a few hundred entries at most. When deletions empty the near
+list it is refilled from the far levels (a sort; rare: the price has to run
+through the whole near range first).
+
+Depth is bounded: past ``max_levels`` levels on a side (plus 10 % slack, so
+the trim is rare) the worst levels are dropped. What is dropped sets the
+side's *horizon*, the best price ever left out: levels strictly better than
+it are exact. If deletions ever bring a side's best level to its horizon the
+top of book could be wrong, and :attr:`L2Book.exhausted` says so; the sync
+treats it like a gap and fetches a new snapshot.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 __all__ = ["L2Book"]
 
 
+class _Side:
+    """One side. ``sign`` is +1 for bids, -1 for asks: key = sign × price, best = max key."""
+
+    __slots__ = ("horizon_key", "keys", "levels", "near", "sign")
+
+    def __init__(self, sign: float, near: int) -> None:
+        self.sign = sign
+        self.near = near
+        self.levels: dict[float, float] = {}
+        self.keys: list[float] = []  # the near levels' keys, ascending: best last
+        self.horizon_key = -math.inf  # the best key left out; exact above it
+
+    def clear(self) -> None:
+        self.levels.clear()
+        self.keys.clear()
+        self.horizon_key = -math.inf
+
+    def load(self, levels: Iterable[tuple[float, float]], cap: int) -> None:
+        self.clear()
+        sign = self.sign
+        ordered = sorted(((sign * p, p, q) for p, q in levels if q > 0.0), reverse=True)
+        if len(ordered) > cap:
+            self.horizon_key = ordered[cap][0]
+            del ordered[cap:]
+        self.levels.update((p, q) for _, p, q in ordered)
+        self.keys[:] = [k for k, _, _ in reversed(ordered[: self.near])]
+
+    def apply(self, changes: list[tuple[float, float]], cap: int) -> None:
+        # Bids and asks have their own loop so that neither pays a multiply per level.
+        if self.sign > 0.0:
+            self._apply_bids(changes)
+        else:
+            self._apply_asks(changes)
+        if len(self.levels) > cap + cap // 10:
+            self._trim(cap)
+
+    def _apply_bids(self, changes: list[tuple[float, float]]) -> None:
+        levels = self.levels
+        keys = self.keys
+        worst = keys[0] if keys else -math.inf  # the worst near key; far levels are below it
+        for price, qty in changes:
+            if qty:
+                if price > worst and price not in levels:
+                    insort(keys, price)
+                    if len(keys) > 2 * self.near:
+                        del keys[: self.near]  # the worst half becomes far
+                        worst = keys[0]
+                levels[price] = qty
+            elif price in levels:
+                del levels[price]
+                if price >= worst:
+                    del keys[bisect_left(keys, price)]
+                    if not keys and levels:
+                        self._refill()
+                    worst = keys[0] if keys else -math.inf
+
+    def _apply_asks(self, changes: list[tuple[float, float]]) -> None:
+        levels = self.levels
+        keys = self.keys
+        worst = -keys[0] if keys else math.inf  # the worst near ask; far levels are above it
+        for price, qty in changes:
+            if qty:
+                if price < worst and price not in levels:
+                    insort(keys, -price)
+                    if len(keys) > 2 * self.near:
+                        del keys[: self.near]
+                        worst = -keys[0]
+                levels[price] = qty
+            elif price in levels:
+                del levels[price]
+                if price <= worst:
+                    del keys[bisect_left(keys, -price)]
+                    if not keys and levels:
+                        self._refill()
+                    worst = -keys[0] if keys else math.inf
+
+    def _refill(self) -> None:
+        sign = self.sign
+        best = sorted((sign * p for p in self.levels), reverse=True)[: self.near]
+        self.keys[:] = best[::-1]
+
+    def _trim(self, cap: int) -> None:
+        sign = self.sign
+        ordered = sorted((sign * p for p in self.levels), reverse=True)
+        dropped = ordered[cap:]
+        if dropped and dropped[0] > self.horizon_key:
+            self.horizon_key = dropped[0]
+        for key in dropped:
+            del self.levels[sign * key]
+        keys = self.keys
+        if keys and keys[0] <= self.horizon_key:
+            del keys[: bisect_left(keys, self.horizon_key) + 1]
+
+    def best_key(self) -> float:
+        keys = self.keys
+        return keys[-1] if keys else -math.inf
+
+    def ordered(self, n: int) -> list[float]:
+        """Return the best ``n`` keys, best first."""
+        keys = self.keys
+        if n <= len(keys) or len(keys) == len(self.levels):
+            return keys[: -n - 1 : -1] if n > 0 else []
+        sign = self.sign
+        return sorted((sign * p for p in self.levels), reverse=True)[:n]
+
+
 class L2Book:
-    """One symbol's aggregated price levels."""
+    """One symbol's aggregated price levels.
 
-    __slots__ = ("_ask_prices", "_bid_prices", "asks", "bids", "max_levels", "pruned")
+    ``bids`` and ``asks`` map price to quantity. ``max_levels`` bounds each
+    side; ``near`` is how many top levels are kept in order for O(1) reads.
+    """
 
-    def __init__(self, max_levels: int = 5000) -> None:
-        if max_levels <= 0:
-            raise ValueError("max_levels must be positive")
+    __slots__ = ("_asks", "_bids", "asks", "bids", "max_levels")
+
+    def __init__(self, max_levels: int = 5000, *, near: int = 256) -> None:
+        if max_levels <= 0 or near <= 0:
+            raise ValueError("max_levels and near must be positive")
         self.max_levels = max_levels
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
-        self._bid_prices: list[float] = []
-        self._ask_prices: list[float] = []
-        self.pruned = 0
+        self._bids = _Side(1.0, near)
+        self._asks = _Side(-1.0, near)
+        self.bids = self._bids.levels
+        self.asks = self._asks.levels
 
     # -- changes ----------------------------------------------------------------
 
     def clear(self) -> None:
         """Remove every level."""
-        self.bids.clear()
-        self.asks.clear()
-        self._bid_prices.clear()
-        self._ask_prices.clear()
+        self._bids.clear()
+        self._asks.clear()
 
     def load(
         self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]
     ) -> None:
-        """Replace the whole book with a snapshot."""
-        self.clear()
-        self.bids.update((p, q) for p, q in bids if q > 0.0)
-        self.asks.update((p, q) for p, q in asks if q > 0.0)
-        self._bid_prices[:] = sorted(self.bids)
-        self._ask_prices[:] = sorted(self.asks)
-        self._prune()
+        """Replace the whole book with a snapshot (cut to the best ``max_levels`` per side)."""
+        self._bids.load(bids, self.max_levels)
+        self._asks.load(asks, self.max_levels)
 
     def apply(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
         """Apply level changes: ``qty`` is the new total at ``price``; 0 removes the level."""
         if bids:
-            _apply_side(self.bids, self._bid_prices, bids)
+            self._bids.apply(bids, self.max_levels)
         if asks:
-            _apply_side(self.asks, self._ask_prices, asks)
-        if len(self._bid_prices) > self.max_levels or len(self._ask_prices) > self.max_levels:
-            self._prune()
-
-    def _prune(self) -> None:
-        extra = len(self._bid_prices) - self.max_levels
-        if extra > 0:  # the lowest bids are the farthest
-            for price in self._bid_prices[:extra]:
-                del self.bids[price]
-            del self._bid_prices[:extra]
-            self.pruned += extra
-        extra = len(self._ask_prices) - self.max_levels
-        if extra > 0:  # the highest asks are the farthest
-            for price in self._ask_prices[-extra:]:
-                del self.asks[price]
-            del self._ask_prices[-extra:]
-            self.pruned += extra
+            self._asks.apply(asks, self.max_levels)
 
     # -- reads --------------------------------------------------------------------
 
     @property
     def best_bid(self) -> float:
         """Return the highest bid price, NaN if there is none."""
-        prices = self._bid_prices
-        return prices[-1] if prices else float("nan")
+        keys = self._bids.keys
+        return keys[-1] if keys else math.nan
 
     @property
     def best_ask(self) -> float:
         """Return the lowest ask price, NaN if there is none."""
-        prices = self._ask_prices
-        return prices[0] if prices else float("nan")
+        keys = self._asks.keys
+        return -keys[-1] if keys else math.nan
 
     def top(self) -> tuple[float, float, float, float]:
         """Return ``(bid, bid_qty, ask, ask_qty)``; NaN for an empty side."""
-        nan = float("nan")
-        bid_prices = self._bid_prices
-        ask_prices = self._ask_prices
-        bid = bid_prices[-1] if bid_prices else nan
-        ask = ask_prices[0] if ask_prices else nan
+        bid_keys = self._bids.keys
+        ask_keys = self._asks.keys
+        bid = bid_keys[-1] if bid_keys else math.nan
+        ask = -ask_keys[-1] if ask_keys else math.nan
         return (
             bid,
-            self.bids[bid] if bid_prices else nan,
+            self.bids[bid] if bid_keys else math.nan,
             ask,
-            self.asks[ask] if ask_prices else nan,
+            self.asks[ask] if ask_keys else math.nan,
         )
+
+    @property
+    def bid_horizon(self) -> float:
+        """Return the best bid price ever left out (``-inf``: none); exact above it."""
+        return self._bids.horizon_key
+
+    @property
+    def ask_horizon(self) -> float:
+        """Return the best ask price ever left out (``inf``: none); exact below it."""
+        return -self._asks.horizon_key
 
     @property
     def crossed(self) -> bool:
         """Return whether the best bid is at or above the best ask (a broken book)."""
-        return bool(self._bid_prices and self._ask_prices) and (
-            self._bid_prices[-1] >= self._ask_prices[0]
-        )
+        bid_keys = self._bids.keys
+        ask_keys = self._asks.keys
+        return bool(bid_keys and ask_keys) and bid_keys[-1] >= -ask_keys[-1]
+
+    @property
+    def exhausted(self) -> bool:
+        """Return whether a side's best level may be wrong (it reached the horizon)."""
+        for side in (self._bids, self._asks):
+            if side.horizon_key > -math.inf and side.best_key() <= side.horizon_key:
+                return True
+        return False
 
     def __len__(self) -> int:
-        return len(self._bid_prices) + len(self._ask_prices)
+        return len(self.bids) + len(self.asks)
 
     def levels(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """Return the top ``n`` bid and ask levels, best first."""
         bids = self.bids
         asks = self.asks
-        bid_prices = self._bid_prices[: -n - 1 : -1] if n > 0 else []
         return (
-            [(p, bids[p]) for p in bid_prices],
-            [(p, asks[p]) for p in self._ask_prices[:n]],
+            [(k, bids[k]) for k in self._bids.ordered(n)],
+            [(-k, asks[-k]) for k in self._asks.ordered(n)],
         )
 
     def depth_within(self, bps: float) -> tuple[float, float]:
         """Return total bid and ask quantity within ``bps`` basis points of the mid."""
-        if not (self._bid_prices and self._ask_prices):
+        if not (self._bids.keys and self._asks.keys):
             return 0.0, 0.0
-        mid = 0.5 * (self._bid_prices[-1] + self._ask_prices[0])
+        mid = 0.5 * (self.best_bid + self.best_ask)
         low = mid * (1.0 - bps / 10_000.0)
         high = mid * (1.0 + bps / 10_000.0)
-        bids = self.bids
-        asks = self.asks
-        start = bisect_left(self._bid_prices, low)
-        stop = bisect_left(self._ask_prices, high)
-        if stop < len(self._ask_prices) and self._ask_prices[stop] == high:
-            stop += 1
         return (
-            sum(bids[p] for p in self._bid_prices[start:]),
-            sum(asks[p] for p in self._ask_prices[:stop]),
+            sum(q for p, q in self.bids.items() if p >= low),
+            sum(q for p, q in self.asks.items() if p <= high),
         )
 
     def cumulative(self, n: int) -> tuple[list[float], list[float]]:
@@ -155,16 +262,3 @@ class L2Book:
             total += qty
             out_asks.append(total)
         return out_bids, out_asks
-
-
-def _apply_side(
-    side: dict[float, float], prices: list[float], levels: list[tuple[float, float]]
-) -> None:
-    for price, qty in levels:
-        if qty:
-            if price not in side:
-                insort(prices, price)
-            side[price] = qty
-        elif price in side:
-            del side[price]
-            del prices[bisect_left(prices, price)]

@@ -145,8 +145,12 @@ class BookSync:
             self.last_id = update.last_id
             self.last_ts = update.ts_recv
             self.applied += 1
-            if self.book.crossed:
+            book = self.book
+            if book.crossed:
                 self._resync("crossed", None)
+                return False
+            if book.exhausted:
+                self._resync("depth_exhausted", None)
                 return False
             if state is BookState.STALE:
                 self._move(BookState.LIVE, "updates resumed", update.last_id, update.ts_recv)
