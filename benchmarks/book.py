@@ -37,7 +37,12 @@ CAPTURE = ROOT.parent / "shared" / "data" / "binance" / "usdm_btcusdt_20240808.g
 Levels = list[tuple[float, float]]
 
 
-def synthetic_diffs(levels: int, diffs: int, per_diff: int, seed: int = 1) -> tuple[Levels, Levels, list[tuple[Levels, Levels]]]:  # fmt: skip
+Diffs = list[tuple[Levels, Levels]]
+
+
+def synthetic_diffs(
+    levels: int, diffs: int, per_diff: int, seed: int = 1
+) -> tuple[Levels, Levels, Diffs]:
     """Return a snapshot of ``levels`` per side and diffs that keep it about that deep."""
     rng = random.Random(seed)
     tick = 0.1
