@@ -163,8 +163,9 @@ def main() -> None:
     items, n_diffs, levels = capture_updates()
     sync_ns = [time_sync(items) for _ in range(args.runs)]
     median = statistics.median(sync_ns)
+    per_message = levels / n_diffs
     print(
-        f"real capture, {n_diffs:,} depthUpdates, {levels:,} level changes ({levels / n_diffs:.0f}/msg):"
+        f"real capture, {n_diffs:,} depthUpdates, {levels:,} level changes ({per_message:.0f}/msg):"
     )
     print(f"  BookSync.on_diff      {median / n_diffs / 1000:7.2f} µs per depthUpdate")
     print(f"                        {median / levels:7.1f} ns per level change")
