@@ -124,6 +124,7 @@ class RichView:
         for column in (
             "symbol",
             "last",
+            "book (spread)",
             "bar (o/h/l/c, vol)",
             "ema",
             "rsi",
@@ -160,6 +161,7 @@ def _row(state: SymbolState) -> list[str]:
     return [
         state.symbol,
         f"{state.last_price:g}" if state.last_price else "…",
+        _book_text(state),
         bar,
         v("ema"),
         _fmt(values.get("rsi", math.nan), 1),
@@ -169,6 +171,16 @@ def _row(state: SymbolState) -> list[str]:
         v("vwap"),
         signal_text,
     ]
+
+
+def _book_text(state: SymbolState) -> str:
+    sync = state.book_sync
+    if sync is None:
+        return "-"
+    book = state.book
+    if book is None:
+        return sync.state.value
+    return f"live ({_sig(book.best_ask - book.best_bid, 4)})"
 
 
 def make_view(*, plain: bool = False, quiet: bool = False) -> StatusView | None:
