@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("capture", nargs="?", default=str(DEFAULT))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--config", help="replay configuration (default: the 1 s preset)")
     args = parser.parse_args()
+    config = ["--config", args.config] if args.config else []
     pipeline, decode = [], []
     for _ in range(args.runs):
         pipeline.append(
@@ -46,6 +48,7 @@ def main() -> None:
                     "--speed",
                     "max",
                     "--json",
+                    *config,
                 ]
             )
         )

@@ -134,3 +134,13 @@ def test_momentum_emits_on_direction_changes_only() -> None:
     assert set(signals[0].features) == {"price", "ema", "rsi", "macd_hist", "atr"}
     assert isinstance(state.strategies[0], Momentum)
     assert MomentumConfig().interval == "1m"
+
+
+def test_repeated_trade_ids_are_dropped_and_late_ones_taken_once() -> None:
+    engine, _ = make_engine()
+    state = engine.states["BTCUSDT"]
+    for i in (1, 2, 2, 5, 3, 3, 4, 1):  # a repeat, a gap (3, 4), late fills, repeats of them
+        state.on_trade(trade(i, 100.0, i * SECOND), 0, 0)
+    assert [t.id for t in state.trades.latest(10)] == [1, 2, 5, 3, 4]
+    assert state.duplicate_trades == 3 and state.trade_gaps == 1
+    assert not state.missing_trade_ids

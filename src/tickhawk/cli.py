@@ -1,4 +1,4 @@
-"""Command line: ``tickhawk demo|run|sim|replay``."""
+"""Command line: ``tickhawk demo|run|sim|replay|indicators``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["main"]
 def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]]:
     # (help, add_arguments, "module:function" run) — modules import lazily so
     # that `tickhawk --help` stays fast.
-    from tickhawk.app import demo, live, replay
+    from tickhawk.app import demo, indicators, live, replay
     from tickhawk.sim import cli as sim_cli
 
     return {
@@ -24,6 +24,11 @@ def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None
         "run": ("the engine against a configured venue", live.add_arguments, "live"),
         "sim": ("a Binance-dialect exchange simulator", sim_cli.add_arguments, "sim"),
         "replay": ("feed a capture through the pipeline", replay.add_arguments, "replay"),
+        "indicators": (
+            "TA-Lib indicators over a kline CSV",
+            indicators.add_arguments,
+            "indicators",
+        ),
     }
 
 
@@ -52,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # picows logs every connection at INFO; tickhawk's own session logs say enough.
         logging.getLogger("picows").setLevel(logging.WARNING)
-    from tickhawk.app import demo, live, replay
+    from tickhawk.app import demo, indicators, live, replay
     from tickhawk.sim import cli as sim_cli
 
     runners: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": live.run,
         "sim": sim_cli.run,
         "replay": replay.run,
+        "indicators": indicators.run,
     }
     try:
         return runners[args.command](args)

@@ -33,9 +33,16 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from tickhawk.indicators.features import FeaturesConfig
 from tickhawk.indicators.streams import IndicatorError, IndicatorSpec, specs_from_mapping
+from tickhawk.indicators.warmup import WarmupConfig
 from tickhawk.model import parse_interval
+from tickhawk.strategy.breakout import BreakoutConfig
+from tickhawk.strategy.builtin import strategy_problems
+from tickhawk.strategy.checks import CheckContext
+from tickhawk.strategy.imbalance import BookImbalanceConfig
 from tickhawk.strategy.momentum import MomentumConfig
+from tickhawk.strategy.surge import VolumeSurgeConfig
 
 __all__ = [
     "BINANCE_ENDPOINTS",
@@ -100,9 +107,12 @@ class BookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class StrategiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Built-in strategies, configured rather than coded."""
+    """Built-in strategies, configured rather than coded (one field per strategy)."""
 
     momentum: MomentumConfig | None = None
+    breakout: BreakoutConfig | None = None
+    volume_surge: VolumeSurgeConfig | None = None
+    book_imbalance: BookImbalanceConfig | None = None
 
 
 def _default_indicators() -> dict[str, dict[str, dict[str, Any]]]:
@@ -130,6 +140,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     strategies: StrategiesConfig = msgspec.field(
         default_factory=lambda: StrategiesConfig(momentum=MomentumConfig())
     )
+    features: FeaturesConfig = msgspec.field(default_factory=FeaturesConfig)
+    warmup: WarmupConfig = msgspec.field(default_factory=WarmupConfig)
 
     def indicator_specs(self) -> dict[int, list[IndicatorSpec]]:
         """Return the indicator specs by interval in ns (validated)."""
@@ -172,28 +184,50 @@ def _check(config: Config) -> Config:
                 f"venue.streams[{i}]: {stream!r} is not supported; use trade, aggTrade, "
                 "depth, depth@100ms, bookTicker or kline_<interval>"
             ) from None
+    keys: dict[str, frozenset[str]] = {}
     for label, table in config.indicators.items():
         try:
             parse_interval(label)
         except ValueError as exc:
             raise ConfigError(f"indicators.{label}: {exc}") from None
         try:
-            for spec in specs_from_mapping(table):
-                StreamIndicator(spec)
+            built = [StreamIndicator(spec) for spec in specs_from_mapping(table)]
         except (IndicatorError, ValueError, TypeError) as exc:
             raise ConfigError(f"indicators.{label}: {exc}") from None
-    momentum = config.strategies.momentum
-    if momentum is not None and momentum.enabled:
-        try:
-            parse_interval(momentum.interval)
-        except ValueError as exc:
-            raise ConfigError(f"strategies.momentum.interval: {exc}") from None
-        if momentum.interval not in config.indicators:
-            raise ConfigError(
-                f"strategies.momentum.interval: no indicators are configured for "
-                f'{momentum.interval!r}; add an [indicators."{momentum.interval}"] table'
-            )
+        keys[label] = frozenset(key for indicator in built for key in indicator.keys)
+    _check_features(config)
+    context = CheckContext(
+        intervals=frozenset(config.engine.intervals) | frozenset(keys),
+        keys=keys,
+        features=config.features.enabled,
+        bar_history=config.engine.bar_history,
+        quote_features=config.features.quote,
+        depth_features=config.features.depth_levels > 0,
+    )
+    problems = strategy_problems(config.strategies, context)
+    if problems:
+        raise ConfigError(problems[0])
     return config
+
+
+def _check_features(config: Config) -> None:
+    """Check ``[features]`` (with every per-symbol override) and ``[warmup]``."""
+    features = config.features
+    for problem in features.problems():
+        raise ConfigError(f"features.{problem}")
+    for symbol in features.symbols:
+        try:
+            merged = features.for_symbol(symbol)
+        except msgspec.ValidationError as exc:
+            text = _readable(str(exc))
+            where = "." if text != str(exc) else ": "
+            raise ConfigError(f"features.symbols.{symbol}{where}{text}") from None
+        for problem in merged.problems():
+            raise ConfigError(f"features.symbols.{symbol}.{problem}")
+    if config.warmup.margin_bars < 0:
+        raise ConfigError("warmup.margin_bars: must not be negative")
+    if config.warmup.concurrency < 1:
+        raise ConfigError("warmup.concurrency: must be at least 1")
 
 
 def parse_config(data: dict[str, Any]) -> Config:

@@ -11,12 +11,13 @@ from collections.abc import Callable
 
 from tickhawk.book.sync import BookEvent, BookSync
 from tickhawk.config import Config
+from tickhawk.indicators.features import Features
 from tickhawk.indicators.streams import IndicatorSet
 from tickhawk.model import Signal, parse_interval
 from tickhawk.rejects import Rejects
 from tickhawk.state import SymbolState
 from tickhawk.strategy.api import Strategy
-from tickhawk.strategy.momentum import Momentum
+from tickhawk.strategy.builtin import build_strategies
 from tickhawk.venues.binance.feed import BinanceFeed
 
 __all__ = ["Engine", "SignalSink"]
@@ -29,11 +30,13 @@ def _ignore(symbol: str) -> None:
 
 
 def _strategies(config: Config) -> list[Strategy]:
-    out: list[Strategy] = []
-    momentum = config.strategies.momentum
-    if momentum is not None and momentum.enabled:
-        out.append(Momentum(momentum))
-    return out
+    return build_strategies(config.strategies)
+
+
+def _features(config: Config, symbol: str) -> Features | None:
+    if not config.features.enabled:
+        return None
+    return Features(config.features.for_symbol(symbol))
 
 
 class Engine:
@@ -79,6 +82,7 @@ class Engine:
                 bar_history=config.engine.bar_history,
                 peek=config.engine.peek,
                 book=self._book_sync(symbol) if with_books else None,
+                features=_features(config, symbol),
             )
 
     def _book_sync(self, symbol: str) -> BookSync:

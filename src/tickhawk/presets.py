@@ -20,7 +20,8 @@ def fast_config(
     """Return a configuration with 1-second bars so signals show within seconds.
 
     Six indicators (EMA, RSI, MACD, Bollinger, ATR, VWAP) on 1 s bars, peeked
-    on every trade; the momentum strategy on 1 s bars; 1 m bars beside them.
+    on every trade; the order-flow and quote features (the defaults of
+    ``[features]``); the momentum strategy on 1 s bars; 1 m bars beside them.
     """
     data: dict[str, Any] = {
         "venue": {

@@ -14,13 +14,17 @@ from time import perf_counter_ns
 from tickhawk.bars.time_bars import TimeBars
 from tickhawk.book.l2 import L2Book
 from tickhawk.book.sync import BookSync
-from tickhawk.indicators.streams import BarLike, IndicatorSet
+from tickhawk.indicators.features import Features
+from tickhawk.indicators.streams import IndicatorSet
 from tickhawk.model import Bar, BookUpdate, Quote, Signal, Trade
 from tickhawk.ring import TradeRing
 from tickhawk.strategy.api import Decision, Strategy, overrides
 from tickhawk.venues.binance.schema import DepthSnapshot
 
 __all__ = ["SymbolState"]
+
+#: Skipped trade ids remembered per symbol (a venue's ids are contiguous).
+_MAX_MISSING = 10_000
 
 
 class SymbolState:
@@ -43,8 +47,18 @@ class SymbolState:
         bar_history: int = 1000,
         peek: bool = True,
         book: BookSync | None = None,
+        features: Features | None = None,
     ) -> None:
         self.symbol = symbol
+        #: Trade ids: the highest seen, the skipped ones not yet seen, repeats dropped.
+        self.last_trade_id = -1
+        self.missing_trade_ids: set[int] = set()
+        self.duplicate_trades = 0
+        self.trade_gaps = 0
+        #: Order-flow and book features (``features.values``); None when disabled.
+        self.features = features
+        self._flow = features.flow.on_trade if features is not None else None
+        self._quote_features = features.quote_hook if features is not None else None
         #: The order-book sync (None when no depth stream is configured).
         self.book_sync = book
         self.trades = TradeRing(symbol, trade_capacity)
@@ -62,11 +76,14 @@ class SymbolState:
         self.trade_listeners: list[Callable[[Trade], None]] = []
         self.bar_listeners: list[Callable[[Bar], None]] = []
         self.book_listeners: list[Callable[[BookUpdate, L2Book], None]] = []
+        if features is not None and features.depth_hook is not None:
+            self.book_listeners.append(features.depth_hook)
         self.bars: dict[str, TimeBars] = {}
         self.indicators: dict[str, IndicatorSet] = {}
         self._aggregators: list[TimeBars] = []
-        self._peeks: list[tuple[Callable[[BarLike], None], TimeBars]] = []
-        self._bar_indicators: dict[str, Callable[[Bar], None]] = {}
+        # Indicator sets, not their feed functions: those are replaced when streams open.
+        self._peeks: list[tuple[IndicatorSet, TimeBars]] = []
+        self._bar_indicators: dict[str, IndicatorSet] = {}
         for interval_ns in sorted(set(bar_intervals) | set(indicators)):
             bars = TimeBars(symbol, interval_ns, self._on_bar, history_size=bar_history)
             self.bars[bars.interval] = bars
@@ -74,9 +91,9 @@ class SymbolState:
             indicator_set = indicators.get(interval_ns)
             if indicator_set is not None:
                 self.indicators[bars.interval] = indicator_set
-                self._bar_indicators[bars.interval] = indicator_set.update
+                self._bar_indicators[bars.interval] = indicator_set
                 if peek:
-                    self._peeks.append((indicator_set.peek, bars))
+                    self._peeks.append((indicator_set, bars))
         self.strategies = strategies
         self._trade_hooks = [s for s in strategies if overrides(s, "on_trade")]
         self._bar_hooks = [s for s in strategies if overrides(s, "on_bar")]
@@ -89,7 +106,18 @@ class SymbolState:
     # -- feed sink -------------------------------------------------------------
 
     def on_trade(self, trade: Trade, t_recv: int, t_decoded: int) -> None:
-        """Apply one trade; run the trade hooks."""
+        """Apply one trade (once: a repeated id is dropped); run the trade hooks."""
+        trade_id = trade.id
+        last_id = self.last_trade_id
+        if trade_id == last_id + 1:
+            self.last_trade_id = trade_id
+        elif trade_id > last_id:
+            self._note_gap(last_id, trade_id)
+        elif trade_id in self.missing_trade_ids:
+            self.missing_trade_ids.discard(trade_id)  # a late trade filling a hole
+        else:
+            self.duplicate_trades += 1
+            return
         self._t_recv = t_recv
         self._t_decoded = t_decoded
         self._ts_recv = trade.ts_recv
@@ -100,8 +128,10 @@ class SymbolState:
         ts = trade.ts_event
         for bars in self._aggregators:
             bars.add(price, qty, ts)
-        for peek, bars in self._peeks:
-            peek(bars)
+        for indicator_set, bars in self._peeks:
+            indicator_set.peek(bars)
+        if self._flow is not None:
+            self._flow(price, qty, trade.side, ts)
         if self.trade_listeners:
             for listener in self.trade_listeners:
                 listener(trade)
@@ -112,10 +142,25 @@ class SymbolState:
                 if decision is not None:
                     self._signal(strategy, decision, price, ts, t_state)
 
+    def _note_gap(self, last_id: int, trade_id: int) -> None:
+        """Remember the ids skipped before ``trade_id`` so a late one is still taken once."""
+        self.last_trade_id = trade_id
+        if last_id < 0:
+            return  # the first trade seen
+        missing = self.missing_trade_ids
+        if trade_id - last_id - 1 > _MAX_MISSING or len(missing) > _MAX_MISSING:
+            missing.clear()  # too many to track: later stragglers count as duplicates
+            self.trade_gaps += 1
+            return
+        missing.update(range(last_id + 1, trade_id))
+        self.trade_gaps += 1
+
     def on_quote(self, quote: Quote, t_recv: int, t_decoded: int) -> None:
         """Apply a best bid/ask update; run the book hooks."""
         self.quote = quote
         self.quotes += 1
+        if self._quote_features is not None:
+            self._quote_features(quote)
         if self._book_hook_list:
             self._book_hooks(quote, quote.ts_event, quote.ts_recv, t_recv, t_decoded)
 
@@ -160,6 +205,8 @@ class SymbolState:
         self._t_recv = self._t_decoded = perf_counter_ns()
         for bars in self._aggregators:
             bars.advance(ts_event)
+        if self.features is not None:
+            self.features.advance(ts_event)
 
     # -- internals -------------------------------------------------------------
 
@@ -177,9 +224,9 @@ class SymbolState:
 
     def _on_bar(self, bar: Bar) -> None:
         self.bar_count += 1
-        update = self._bar_indicators.get(bar.interval)
-        if update is not None:
-            update(bar)
+        indicator_set = self._bar_indicators.get(bar.interval)
+        if indicator_set is not None:
+            indicator_set.update(bar)
         if self.bar_listeners:
             for listener in self.bar_listeners:
                 listener(bar)

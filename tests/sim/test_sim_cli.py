@@ -31,6 +31,10 @@ def _run(argv: list[str]) -> int:
         (["--replay", "x.gz", "--speed", "fast"], "--speed must be a number"),
         (["--ws-port", "70000"], "ws_port must be between"),
         (["--duration", "0"], "--duration must be a positive"),
+        (["--fault", "gap symbl=BTCUSDT"], "--fault: fault 'gap symbl=BTCUSDT': gap has no option"),
+        (["--fault", "every=0s drop"], "every must be a positive duration"),
+        (["--fault", "rest_error status=404"], "status must be 429, 418 or 500-599"),
+        (["--faults", "/nonexistent/faults.txt"], "cannot read --faults"),
     ],
 )
 def test_bad_arguments_end_in_one_line(
@@ -67,3 +71,42 @@ def test_runs_for_a_duration_and_reports(tmp_path: Path) -> None:
     status = [line for line in out[2:] if "msg/s" in line]
     assert len(status) >= 2 and "connections" in status[0]
     assert done.stderr == ""
+
+
+def test_a_bad_line_in_a_fault_file_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedule = tmp_path / "faults.txt"
+    schedule.write_text("# chaos\nat=1s gap symbol=BTCUSDT\n\nevery=2s drop mode=abrupt\n")
+    assert _run(["--faults", str(schedule)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--faults {schedule}: line 4: fault 'every=2s drop" in err
+
+
+def test_runs_a_fault_schedule_and_reports_faults(tmp_path: Path) -> None:
+    schedule = tmp_path / "faults.txt"
+    schedule.write_text("every=200ms drop   # no client: each drop is counted as missed\n")
+    script = (
+        "import argparse, sys\n"
+        "from tickhawk.sim import cli\n"
+        "parser = argparse.ArgumentParser()\n"
+        "cli.add_arguments(parser)\n"
+        "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"
+    )
+    argv = [
+        "--n-symbols", "1", "--duration", "1.2", "--status-interval", "0.5",
+        "--ws-port", "0", "--rest-port", "0", "--faults", str(schedule),
+        "--fault", "at=100ms gap symbol=BTCUSDT",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[2] == "sim: 2 faults scheduled: at=100ms gap symbol=BTCUSDT; every=200ms drop"
+    status = [line for line in out if "msg/s" in line]
+    assert "faults missed=" in status[-1]

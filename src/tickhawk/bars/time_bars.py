@@ -10,7 +10,7 @@ so indicators see a regular series.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tickhawk.model import Bar, interval_label
 
@@ -130,6 +130,33 @@ class TimeBars:
         self.history.append(bar)
         if self.on_close is not None:
             self.on_close(bar)
+
+    def resume(self, closed: Sequence[Bar], forming: Bar | None = None) -> None:
+        """Continue after bars built elsewhere (a warm-up from klines), before any trade.
+
+        ``closed`` bars go to ``history`` (``on_close`` is not called);
+        ``forming``, the venue's unfinished bar, becomes the forming bar that
+        trades then extend. Without it, the next bar opens where the last
+        closed one ends.
+        """
+        if self.open_time >= 0:
+            raise ValueError("resume() must come before the first trade")
+        self.history.extend(closed)
+        if forming is not None:
+            self.open_time = forming.open_time
+            self.open, self.high, self.low = forming.open, forming.high, forming.low
+            self.close = forming.close
+            self.volume = forming.volume if forming.trades else 0.0
+            self.trades = forming.trades
+        elif closed:
+            last = closed[-1]
+            self.open_time = last.open_time + self.interval_ns
+            self.close = last.close
+            self.volume = 0.0
+            self.trades = 0
+        else:
+            return
+        self.end = self.open_time + self.interval_ns
 
     def forming(self) -> Bar | None:
         """Return the forming bar as a :class:`Bar`, or ``None`` before the first trade."""

@@ -21,7 +21,7 @@ treats it like a gap and fetches a new snapshot.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 
 __all__ = ["L2Book"]
@@ -56,6 +56,8 @@ class _Side:
 
     def apply(self, changes: list[tuple[float, float]], cap: int) -> None:
         # Bids and asks have their own loop so that neither pays a multiply per level.
+        if not self.keys and self.levels:
+            self._refill()  # far levels only: the near list must hold the best first
         if self.sign > 0.0:
             self._apply_bids(changes)
         else:
@@ -78,7 +80,9 @@ class _Side:
             elif price in levels:
                 del levels[price]
                 if price >= worst:
-                    del keys[bisect_left(keys, price)]
+                    index = bisect_left(keys, price)
+                    if index < len(keys) and keys[index] == price:
+                        del keys[index]
                     if not keys and levels:
                         self._refill()
                     worst = keys[0] if keys else -math.inf
@@ -98,7 +102,9 @@ class _Side:
             elif price in levels:
                 del levels[price]
                 if price <= worst:
-                    del keys[bisect_left(keys, -price)]
+                    index = bisect_left(keys, -price)
+                    if index < len(keys) and keys[index] == -price:
+                        del keys[index]
                     if not keys and levels:
                         self._refill()
                     worst = -keys[0] if keys else math.inf
@@ -118,7 +124,7 @@ class _Side:
             del self.levels[sign * key]
         keys = self.keys
         if keys and keys[0] <= self.horizon_key:
-            del keys[: bisect_left(keys, self.horizon_key) + 1]
+            del keys[: bisect_right(keys, self.horizon_key)]
 
     def best_key(self) -> float:
         keys = self.keys

@@ -116,6 +116,7 @@ class WsSession:
         self.bytes = 0
         self.connects = 0
         self.reconnects = 0
+        self.protocol_errors = 0
         self.close_code: object = None
         self._transport: WSTransport | None = None
         self._live = asyncio.Event()
@@ -191,7 +192,11 @@ class WsSession:
             else:
                 failures = 0
                 await self._subscribe_rest()
-                await transport.wait_disconnected()
+                try:
+                    await transport.wait_disconnected()
+                except Exception as exc:  # picows re-raises what closed the connection
+                    self.protocol_errors += 1
+                    _log.warning("session %s closed on a protocol error: %s", self.base_url, exc)
                 if self._stopping:
                     break
                 self.reconnects += 1

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Literal, TextIO
 
 from tickhawk.sim.config import SimConfig
+from tickhawk.sim.faultspec import parse_fault, parse_schedule
 from tickhawk.sim.simulator import Simulator
 
 __all__ = ["add_arguments", "run"]
@@ -41,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--status-interval", type=float, default=5.0, help="seconds between status lines"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, e.g. 'at=5s gap symbol=BTCUSDT' or 'every=10s drop mode=reset' "
+        "(repeatable; see docs/simulator.md)",
+    )
+    parser.add_argument(
+        "--faults", metavar="FILE", help="a fault schedule: one --fault SPEC per line, # comments"
     )
 
 
@@ -70,6 +82,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         raise ValueError("--duration must be a positive number of seconds")
     if not args.status_interval > 0:
         raise ValueError("--status-interval must be a positive number of seconds")
+    faults = _fault_lines(args)
     try:
         return SimConfig(
             symbols=symbols,
@@ -82,9 +95,34 @@ def _config(args: argparse.Namespace) -> SimConfig:
             replay=args.replay,
             speed=_speed(args.speed),
             ping_interval_s=args.ping_interval,
+            faults=faults,
         )
     except (TypeError, ValueError) as error:
         raise ValueError(str(error)) from None
+
+
+def _fault_lines(args: argparse.Namespace) -> list[str]:
+    """Return the fault lines of ``--fault`` and ``--faults FILE``, each checked."""
+    lines: list[str] = []
+    for spec in args.fault:
+        try:
+            parse_fault(spec)
+        except ValueError as error:
+            raise ValueError(f"--fault: {error}") from None
+        lines.append(spec)
+    if args.faults is not None:
+        try:
+            with open(args.faults, encoding="utf-8") as file:
+                text = file.read().splitlines()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ValueError(f"cannot read --faults {args.faults}: {reason}") from None
+        try:
+            parse_schedule(text)
+        except ValueError as error:
+            raise ValueError(f"--faults {args.faults}: {error}") from None
+        lines += [line.split("#", 1)[0].strip() for line in text]
+    return [line for line in lines if line.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,6 +183,10 @@ async def _serve(config: SimConfig, duration: float | None, every: float, out: T
         print(f"sim: REST      {sim.rest_url}  e.g. {sim.rest_url}/api/v3/exchangeInfo", file=out)
         if config.replay is not None:
             print(f"sim: replay of {config.replay} starts when a client subscribes", file=out)
+        if config.faults:
+            print(
+                f"sim: {len(config.faults)} faults scheduled: {'; '.join(config.faults)}", file=out
+            )
         out.flush()
         live = out.isatty()
         start = time.monotonic()
@@ -165,6 +207,8 @@ async def _serve(config: SimConfig, duration: float | None, every: float, out: T
                 f"{stats.connections} connections, {stats.subscriptions} subscriptions, "
                 f"lag {stats.lag_ms} ms"
             )
+            if stats.faults:
+                line += ", faults " + " ".join(f"{k}={v}" for k, v in sorted(stats.faults.items()))
             if live:
                 out.write("\r" + line + "   ")
             else:

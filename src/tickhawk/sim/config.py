@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from tickhawk.sim.faultspec import ScheduledFault, parse_schedule
+
 __all__ = ["SimConfig"]
 
 
@@ -25,6 +27,11 @@ class SimConfig(msgspec.Struct, kw_only=True, frozen=True):
 
     Ports 0 pick free ports. ``max_send_buffer`` is the unsent bytes per
     client beyond which it is closed as a slow consumer.
+
+    ``faults`` are fault lines (``"at=5s gap symbol=BTCUSDT"``, see
+    :mod:`tickhawk.sim.faultspec`) fired on simulated time. ``keep_snapshots``
+    keeps a few seconds of book snapshots of the symbols with a depth stream
+    (synthetic mode), to serve an old snapshot on command.
     """
 
     symbols: list[str] | None = None
@@ -49,6 +56,8 @@ class SimConfig(msgspec.Struct, kw_only=True, frozen=True):
     rest_weight_limit: int | None = None
     replay_wait_clients: int = 1
     close_on_replay_end: bool = False
+    faults: list[str] = []
+    keep_snapshots: bool = True
 
     def __post_init__(self) -> None:
         """Check the values; raise ``ValueError`` saying what to change."""
@@ -75,6 +84,11 @@ class SimConfig(msgspec.Struct, kw_only=True, frozen=True):
             raise ValueError("max_send_buffer must be at least 65536 bytes")
         if self.book_levels < 10:
             raise ValueError("book_levels must be at least 10")
+        self.fault_schedule()  # raises ValueError for a bad line
+
+    def fault_schedule(self) -> list[ScheduledFault]:
+        """Return the parsed ``faults``."""
+        return parse_schedule(self.faults)
 
     def _check_synthetic(self) -> None:
         if self.symbols is not None and self.n_symbols is not None:

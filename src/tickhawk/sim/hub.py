@@ -20,7 +20,7 @@ from picows import WSCloseCode, WSTransport
 
 from tickhawk.sim.streams import StreamKey
 
-__all__ = ["Connection", "Hub", "SendHook", "StreamBackend", "frame_header"]
+__all__ = ["Connection", "Hub", "MessageFilter", "SendHook", "StreamBackend", "frame_header"]
 
 _log = logging.getLogger("tickhawk.sim")
 _SMALL = [bytes([0x81, size]) for size in range(126)]
@@ -64,15 +64,39 @@ class SendHook(Protocol):
         ...
 
 
+class MessageFilter(Protocol):
+    """Batch-level seam (fault injection): rewrite a batch before it is fanned out.
+
+    The hub drops the filter once it is false (nothing armed any more).
+    """
+
+    def filter(
+        self, messages: list[tuple[int, bytes, bytes | None]]
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """Return the messages to send instead of ``messages``."""
+        ...
+
+    def __bool__(self) -> bool:
+        """Return whether anything is still armed."""
+        ...
+
+
 class Connection:
-    """One WebSocket client: its subscriptions and its pending frames."""
+    """One WebSocket client: its subscriptions and its pending frames.
+
+    ``stall`` (fault injection) stops writing: 1 holds the frames until
+    :meth:`resume`, 2 drops them.
+    """
 
     __slots__ = (
         "_abort",
         "closed",
         "combined",
+        "held",
+        "held_bytes",
         "number",
         "parts",
+        "stall",
         "streams",
         "transport",
         "writable",
@@ -88,6 +112,9 @@ class Connection:
         self.writable = asyncio.Event()
         self.writable.set()
         self._abort: asyncio.TimerHandle | None = None
+        self.stall = 0
+        self.held: list[bytes] = []
+        self.held_bytes = 0
 
     @property
     def buffered(self) -> int:
@@ -95,10 +122,23 @@ class Connection:
         return int(self.transport.underlying_transport.get_write_buffer_size())
 
     def write_pending(self) -> None:
-        """Write the collected frames in one call."""
+        """Write the collected frames in one call (or hold them while stalled)."""
         if self.parts and not self.closed:
-            self.transport.underlying_transport.write(b"".join(self.parts))
+            if not self.stall:
+                self.transport.underlying_transport.write(b"".join(self.parts))
+            elif self.stall == 1:
+                data = b"".join(self.parts)
+                self.held.append(data)
+                self.held_bytes += len(data)
         self.parts.clear()
+
+    def resume(self) -> None:
+        """End a stall: write the held frames."""
+        self.stall = 0
+        if self.held and not self.closed:
+            self.transport.underlying_transport.write(b"".join(self.held))
+        self.held.clear()
+        self.held_bytes = 0
 
     def send_text(self, text: str) -> None:
         """Send one text frame now (replies to live requests)."""
@@ -113,6 +153,8 @@ class Connection:
             return
         self.closed = True
         self.parts.clear()
+        self.held.clear()
+        self.held_bytes = 0
         self.transport.send_close(code, reason.encode())
         self.transport.disconnect(graceful=True)
         loop = asyncio.get_running_loop()
@@ -140,6 +182,7 @@ class Hub:
         self.subscribers: list[list[Connection]] = []
         self.sent: list[int] = []  # messages sent per stream id (counting each subscriber)
         self.hook: SendHook | None = None
+        self.filter: MessageFilter | None = None
         self.connections_total = 0
         self.slow_disconnects = 0
         self.on_change: list[Callable[[], None]] = []
@@ -214,7 +257,7 @@ class Hub:
 
     def publish(self, messages: list[tuple[int, str]]) -> None:
         """Send ``(stream id, payload text)`` messages to their subscribers."""
-        if self.hook is not None:
+        if self.hook is not None or self.filter is not None:
             self.publish_bytes([(stream, text.encode(), None) for stream, text in messages])
             return
         subscribers = self.subscribers
@@ -245,6 +288,11 @@ class Hub:
 
         Replay passes the original combined line so that it is forwarded byte for byte.
         """
+        batch_filter = self.filter
+        if batch_filter is not None:
+            messages = batch_filter.filter(messages)
+            if not batch_filter:
+                self.filter = None
         hook = self.hook
         for stream, data, wrapped in messages:
             targets = self.subscribers[stream]
@@ -273,7 +321,7 @@ class Hub:
         for connection in self.connections:
             if connection.parts:
                 connection.write_pending()
-                if connection.buffered > self.max_buffer:
+                if connection.buffered + connection.held_bytes > self.max_buffer:
                     self.drop_slow(connection)
 
     def drop_slow(self, connection: Connection) -> None:

@@ -21,7 +21,7 @@ from tickhawk.sim.klines import KlineText
 from tickhawk.sim.symbols import SymbolSpec, fixed8
 from tickhawk.sim.tape import TradeTape
 
-__all__ = ["BinanceError", "MarketData", "WeightMeter", "make_app"]
+__all__ = ["BinanceError", "MarketData", "RestFaults", "WeightMeter", "make_app"]
 
 _JSON = "application/json"
 _MAX_WINDOW_MS = 3_600_000
@@ -52,6 +52,20 @@ class MarketData(Protocol):
         self, index: int, interval: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Return the bars of a klines request."""
+        ...
+
+
+class RestFaults(Protocol):
+    """Fault-injection seam of the REST side (``sim.faults``)."""
+
+    rest_armed: bool
+
+    def rest_error_for(self, path: str) -> tuple[int, str, dict[str, str]] | None:
+        """Return ``(status, body, headers)`` to answer ``path`` with, or None."""
+        ...
+
+    async def depth_json(self, index: int, limit: int) -> bytes:
+        """Return the depth body as the armed faults make it."""
         ...
 
 
@@ -97,9 +111,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class _Api:
-    def __init__(self, data: MarketData, meter: WeightMeter) -> None:
+    def __init__(self, data: MarketData, meter: WeightMeter, faults: RestFaults | None) -> None:
         self.data = data
         self.meter = meter
+        self.faults = faults
         self.text = [KlineText(spec) for spec in data.specs]
 
     # -- parameters -----------------------------------------------------------------------
@@ -223,8 +238,12 @@ class _Api:
         index, _ = self._symbol(request)
         limit = self._int(request, "limit", 1) or 100
         limit = min(limit, 5_000)
+        faults = self.faults
         try:
-            body = await self.data.depth_json(index, limit)
+            if faults is not None and faults.rest_armed:
+                body = await faults.depth_json(index, limit)
+            else:
+                body = await self.data.depth_json(index, limit)
         except LookupError as error:
             raise BinanceError(-1001, f"Internal error; {error}.", status=503) from None
         return self._reply(body, _depth_weight(limit))
@@ -329,6 +348,12 @@ def _symbol_info(spec: SymbolSpec) -> dict[str, object]:
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    faults = request.app[_API_KEY].faults
+    if faults is not None and faults.rest_armed:
+        answer = faults.rest_error_for(request.path)
+        if answer is not None:
+            status, text, headers = answer
+            return web.Response(status=status, text=text, content_type=_JSON, headers=headers)
     try:
         return await handler(request)
     except BinanceError as error:
@@ -345,9 +370,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 _API_KEY = web.AppKey("api", _Api)
 
 
-def make_app(data: MarketData, meter: WeightMeter) -> web.Application:
-    """Return the aiohttp application serving ``data``."""
-    api = _Api(data, meter)
+def make_app(
+    data: MarketData, meter: WeightMeter, faults: RestFaults | None = None
+) -> web.Application:
+    """Return the aiohttp application serving ``data`` (with ``faults`` armed on command)."""
+    api = _Api(data, meter, faults)
     app = web.Application(middlewares=[_errors])
     app[_API_KEY] = api
 

@@ -11,10 +11,12 @@ import msgspec
 from aiohttp import web
 
 from tickhawk.sim.config import SimConfig
+from tickhawk.sim.faults import FaultInjector
 from tickhawk.sim.hub import Hub, SendHook
 from tickhawk.sim.market import MarketModel
 from tickhawk.sim.replay import Capture, ReplayFeed
 from tickhawk.sim.rest import WeightMeter, make_app
+from tickhawk.sim.snapshots import BookHistory
 from tickhawk.sim.synthetic import SyntheticFeed
 from tickhawk.sim.ws import start_ws_server
 
@@ -35,6 +37,7 @@ class SimStats(msgspec.Struct, frozen=True):
     slow_disconnects: int
     sim_time_ms: int
     lag_ms: int
+    faults: dict[str, int]
 
 
 class Simulator:
@@ -47,6 +50,8 @@ class Simulator:
         self._ws_server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
+        self._fault_task: asyncio.Task[None] | None = None
+        self._faults: FaultInjector | None = None
         self._ws_port = 0
         self._rest_port = 0
 
@@ -82,13 +87,14 @@ class Simulator:
             replay = feed
             hub.on_change.append(lambda: replay.clients_changed(hub))
         self._feed, self._hub = feed, hub
+        faults = self._make_faults(feed, hub)
         try:
             self._ws_server = await start_ws_server(
                 hub, config.host, config.ws_port, config.ping_interval_s, config.pong_timeout_s
             )
             self._ws_port = int(self._ws_server.sockets[0].getsockname()[1])
             self._runner = web.AppRunner(
-                make_app(feed, WeightMeter(config.rest_weight_limit)),
+                make_app(feed, WeightMeter(config.rest_weight_limit), faults.rest),
                 access_log=None,
                 shutdown_timeout=1.0,  # requests still running at stop get 1 s
             )
@@ -101,10 +107,44 @@ class Simulator:
             raise
         self._task = asyncio.create_task(feed.run(hub), name="tickhawk-sim-feed")
         self._task.add_done_callback(_log_failure)
+        if isinstance(feed, ReplayFeed):  # the synthetic feed fires faults itself, on its steps
+            self._fault_task = asyncio.create_task(_fault_clock(faults), name="tickhawk-sim-faults")
+            self._fault_task.add_done_callback(_log_failure)
         _log.info("sim: WebSocket %s, REST %s", self.ws_url, self.rest_url)
+
+    def _make_faults(self, feed: SyntheticFeed | ReplayFeed, hub: Hub) -> FaultInjector:
+        config = self.config
+        if isinstance(feed, SyntheticFeed):
+            faults = FaultInjector(
+                hub,
+                feed,
+                now_ms=feed.now_ms,
+                start_ms=feed.start_ms,
+                seed=config.seed,
+                books=feed.model.books,
+                history=BookHistory(every_ms=500, keep=8) if config.keep_snapshots else None,
+            )
+            feed.faults = faults
+        else:
+            loop = asyncio.get_running_loop()
+            origin = loop.time()
+            faults = FaultInjector(
+                hub, feed, now_ms=lambda: int((loop.time() - origin) * 1_000), start_ms=0
+            )
+        for entry in config.fault_schedule():
+            faults.schedule(entry)
+        self._faults = faults
+        return faults
 
     async def stop(self) -> None:
         """Stop producing, close every client and both servers; idempotent."""
+        fault_task, self._fault_task = self._fault_task, None
+        if fault_task is not None:
+            fault_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fault_task
+        if isinstance(self._feed, SyntheticFeed) and self._feed.paused:
+            self._feed.resume()
         task, self._task = self._task, None
         if isinstance(self._feed, ReplayFeed):
             self._feed.stopping.set()  # release REST requests waiting for the snapshot
@@ -145,6 +185,30 @@ class Simulator:
         return feed.model if isinstance(feed, SyntheticFeed) else None
 
     @property
+    def faults(self) -> FaultInjector:
+        """Return the fault injector: ``sim.faults.inject("gap", symbol="BTCUSDT")``."""
+        if self._faults is None:
+            raise RuntimeError("the simulator is not started: use `async with Simulator(...)`")
+        return self._faults
+
+    async def pause(self) -> int:
+        """Stop the synthetic market where every depth diff has been sent; return its time (ms).
+
+        While paused, ``sim.model``'s books equal the book of a client that applied every
+        diff: tests compare them. :meth:`resume` goes on from the same simulated time.
+        """
+        feed = self._require_feed()
+        if not isinstance(feed, SyntheticFeed):
+            raise RuntimeError("pause() needs synthetic mode")
+        return feed.pause(self._require_hub())
+
+    def resume(self) -> None:
+        """Let the market run again after :meth:`pause`."""
+        feed = self._require_feed()
+        if isinstance(feed, SyntheticFeed):
+            feed.resume()
+
+    @property
     def send_hook(self) -> SendHook | None:
         """Return the per-message send hook (the fault-injection seam)."""
         return self._require_hub().hook
@@ -160,14 +224,18 @@ class Simulator:
         feed = self._require_feed()
         by_kind: dict[str, int] = {}
         trades: dict[str, int] = dict.fromkeys(self.symbols, 0)
-        for key, sent in zip(hub.keys, hub.sent, strict=True):
+        inserted = self._faults.streams.inserted if self._faults is not None else {}
+        total = 0
+        for stream, (key, sent) in enumerate(zip(hub.keys, hub.sent, strict=True)):
+            sent -= inserted.get(stream, 0)  # frames a fault added are no market messages
+            total += sent
             kind = key.kind.partition("@")[0]
             by_kind[kind] = by_kind.get(kind, 0) + sent
             if kind == "trade":
                 trades[key.symbol] = trades.get(key.symbol, 0) + sent
         synthetic = isinstance(feed, SyntheticFeed)
         return SimStats(
-            messages_sent=sum(hub.sent),
+            messages_sent=total,
             by_kind=by_kind,
             trades_sent=trades,
             connections=len(hub.connections),
@@ -176,6 +244,7 @@ class Simulator:
             slow_disconnects=hub.slow_disconnects,
             sim_time_ms=feed.now_ms() if synthetic else 0,
             lag_ms=feed.lag_ms if isinstance(feed, SyntheticFeed) else 0,
+            faults=dict(self._faults.counts) if self._faults is not None else {},
         )
 
     def trade_ids_sent(self, symbol: str) -> list[tuple[int, int]]:
@@ -214,6 +283,13 @@ class Simulator:
         if self._hub is None:
             raise RuntimeError("the simulator is not started: use `async with Simulator(...)`")
         return self._hub
+
+
+async def _fault_clock(faults: FaultInjector) -> None:
+    """Replay mode: fire scheduled faults on the wall clock since the start."""
+    while True:
+        faults.advance(faults.now_ms())
+        await asyncio.sleep(0.01)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from tickhawk.sim.book import SimBook
 from tickhawk.sim.config import SimConfig
 from tickhawk.sim.encode import levels_json
+from tickhawk.sim.faults import FaultInjector
 from tickhawk.sim.hub import Hub
 from tickhawk.sim.market import MarketModel
 from tickhawk.sim.streams import StreamError, StreamKey, parse_stream
@@ -54,6 +55,9 @@ class SyntheticFeed:
         self._index = {spec.name: number for number, spec in enumerate(self.specs)}
         self.lag_ms = 0
         self.hub: Hub | None = None
+        self.faults: FaultInjector | None = None
+        self.paused = False
+        self._resumed = asyncio.Event()
 
     # -- StreamBackend --------------------------------------------------------------------
 
@@ -81,14 +85,51 @@ class SyntheticFeed:
         model = self.model
         batch_s = self.config.batch_ms / 1_000.0
         while True:
+            if self.paused:
+                await self._resumed.wait()
+                # Simulated time goes on from where it stopped, not from the clock.
+                origin = loop.time() - (model.time_ms - self.start_ms) / 1_000.0
             target = self.start_ms + int((loop.time() - origin) * 1_000.0)
-            model.advance_to(target, time.perf_counter() + _WORK_BUDGET_S)
+            self.step_to(hub, target, time.perf_counter() + _WORK_BUDGET_S)
             self.lag_ms = max(0, target - model.time_ms)
+            # Behind the clock: only yield to the loop; else wait for the next batch.
+            await asyncio.sleep(0 if self.lag_ms > self.config.batch_ms else batch_s)
+
+    def step_to(self, hub: Hub, target: int, deadline: float | None = None) -> None:
+        """Advance the model toward ``target`` and publish, firing faults at their exact step."""
+        model = self.model
+        faults = self.faults
+        while True:
+            limit = target
+            if faults is not None:
+                faults.advance(model.time_ms + model.step_ms)  # what is due for the next step
+                limit = min(target, faults.next_ms - 1)
+            model.advance_to(limit, deadline)
             outbox = model.take_outbox()
             if outbox:
                 hub.publish(outbox)
-            # Behind the clock: only yield to the loop; else wait for the next batch.
-            await asyncio.sleep(0 if self.lag_ms > self.config.batch_ms else batch_s)
+            if model.time_ms + model.step_ms > target:
+                return
+            if deadline is not None and time.perf_counter() > deadline:
+                return
+
+    def pause(self, hub: Hub) -> int:
+        """Stop the market at the next depth boundary, every diff sent; return its time.
+
+        The books then equal what a client that applied every diff holds.
+        """
+        cadences = [key.cadence_ms for stream, key in enumerate(hub.keys) if key.kind == "depth"]
+        cadence = max(cadences, default=100)
+        boundary = -(-self.model.time_ms // cadence) * cadence
+        self.step_to(hub, boundary)
+        self.paused = True
+        self._resumed.clear()
+        return self.model.time_ms
+
+    def resume(self) -> None:
+        """Let the market run again after :meth:`pause`."""
+        self.paused = False
+        self._resumed.set()
 
     # -- MarketData -----------------------------------------------------------------------
 

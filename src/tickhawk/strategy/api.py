@@ -57,6 +57,10 @@ class Strategy:
         """React to a book change: an L2 diff or a best bid/ask update."""
         return None
 
+    def bars_needed(self, interval: str) -> int:
+        """Return how many closed ``interval`` bars this strategy reads (warm-up fetches them)."""
+        return 0
+
 
 def overrides(strategy: Strategy, hook: str) -> bool:
     """Return whether ``strategy`` overrides ``hook`` of :class:`Strategy`."""

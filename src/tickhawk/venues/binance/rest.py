@@ -47,6 +47,7 @@ _depth = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _KlineRow = tuple[int, float, float, float, float, float, int, Any, int, Any, Any, Any]
 _klines = msgspec.json.Decoder(list[_KlineRow], strict=False)
 _agg = msgspec.json.Decoder(list[AggTradeRow], strict=False)
+_time = msgspec.json.Decoder(dict[str, int])
 
 
 class BinanceRest:
@@ -124,6 +125,10 @@ class BinanceRest:
     async def depth(self, symbol: str, limit: int = 1000) -> DepthSnapshot:
         """Return the order-book snapshot of ``symbol`` (``lastUpdateId``, bids, asks)."""
         return _depth.decode(await self._get("/depth", {"symbol": symbol, "limit": limit}))
+
+    async def server_time_ms(self) -> int:
+        """Return the venue's clock (``/time``) in epoch ms."""
+        return _time.decode(await self._get("/time", {}))["serverTime"]
 
     async def klines(
         self,
