@@ -45,8 +45,12 @@ async def scenario() -> None:
         app.engine.sinks.append(signals.append)
         stop = asyncio.Event()
         run = asyncio.create_task(app.run(stop=stop))
-        await app.wait_live(10)
-        await poll(lambda: len(signals) >= 3, 30, "three signals")
+        await app.wait_live(40)
+        # warm-up back-filled every symbol's bars from the simulator's REST klines
+        assert app.warmup is not None and app.warmup.results and not app.warmup.skipped
+        for state in app.engine.states.values():
+            assert state.indicators["1s"].values["ema"] == state.indicators["1s"].values["ema"]
+        await poll(lambda: len(signals) >= 3 and app.engine.trades > 1500, 30, "signals and trades")
         states = list(app.engine.states.values())
         await poll(lambda: all(s.book is not None for s in states), 10, "every book LIVE")
         for state in states:  # the book agrees with the venue's own best bid/ask

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal as os_signal
 import sys
 import time
@@ -16,12 +17,18 @@ from tickhawk.app.books import BookKeeper
 from tickhawk.app.view import StatusView, make_view
 from tickhawk.config import Config, ConfigError, load_config
 from tickhawk.engine import Engine
+from tickhawk.indicators.warmup import WarmupReport, warm_up
 from tickhawk.metrics.latency import LatencyWindow
 from tickhawk.model import Signal
 from tickhawk.net.session import SessionState, WsSession
 from tickhawk.venues.binance.rest import BinanceRest
 
 __all__ = ["LiveApp", "Summary", "add_arguments", "install_event_loop", "run"]
+
+_log = logging.getLogger("tickhawk.live")
+
+#: Give up warming up after this long and start with cold indicators.
+WARMUP_TIMEOUT_S = 30.0
 
 #: Binance allows at most 1024 streams on one connection.
 STREAMS_PER_CONNECTION = 1024
@@ -65,12 +72,32 @@ class LiveApp:
         ws_url, self.rest_url = config.venue.endpoints()
         streams = self.feed.streams
         self.books: BookKeeper | None = None
+        self.warmup: WarmupReport | None = None
         self.sessions = [
             self._session(ws_url, streams[i : i + STREAMS_PER_CONNECTION])
             for i in range(0, len(streams), STREAMS_PER_CONNECTION)
         ]
         self.started = time.monotonic()
         self._cpu0 = time.process_time()
+
+    async def _warm_up(self, rest: BinanceRest, stop: asyncio.Event) -> None:
+        """Back-fill bars from REST klines so indicators are valid from the first live bar."""
+        work = asyncio.ensure_future(warm_up(self.engine, rest, self.config.warmup))
+        stopped = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait(
+            {work, stopped}, timeout=WARMUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopped.cancel()
+        if work not in done:
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            _log.warning("warm-up did not finish in %.0f s; starting cold", WARMUP_TIMEOUT_S)
+            return
+        try:
+            self.warmup = work.result()
+        except Exception as exc:  # an unreachable venue must not stop the engine
+            _log.warning("warm-up failed (%s); indicators start cold", exc)
 
     def _session(self, ws_url: str, streams: list[str]) -> WsSession:
         depth_symbols = sorted({s.split("@", 1)[0].upper() for s in streams if "@depth" in s})
@@ -132,11 +159,14 @@ class LiveApp:
         self.started = time.monotonic()
         self._cpu0 = time.process_time()
         with_books = any(s.book_sync is not None for s in self.engine.states.values())
-        rest = BinanceRest(self.rest_url, self.config.venue.market) if with_books else None
+        warm = self.config.warmup.enabled
+        rest = BinanceRest(self.rest_url, self.config.venue.market) if with_books or warm else None
         try:
+            if warm and rest is not None:
+                await self._warm_up(rest, stop)
             async with asyncio.TaskGroup() as group:
                 tasks = []
-                if rest is not None:
+                if rest is not None and with_books:
                     self.books = BookKeeper(
                         self.engine, rest, snapshot_limit=self.config.book.snapshot_limit
                     )
