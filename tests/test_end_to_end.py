@@ -53,10 +53,9 @@ async def scenario() -> None:
         await poll(lambda: len(signals) >= 3 and app.engine.trades > 1500, 30, "signals and trades")
         states = list(app.engine.states.values())
         await poll(lambda: all(s.book is not None for s in states), 10, "every book LIVE")
-        for state in states:  # the book agrees with the venue's own best bid/ask
-            book, quote = state.book, state.quote
-            assert book is not None and quote is not None and not book.crossed
-            assert book.best_bid <= quote.ask and quote.bid <= book.best_ask
+        for state in states:  # exactness against the model: tests/test_faults_books.py
+            book = state.book
+            assert book is not None and not book.crossed and len(book) > 0
         await sim.stop()  # stops producing and closes the connection after what was sent
         await poll(
             lambda: app.sessions[0].state is not SessionState.LIVE, 10, "the session to drop"
