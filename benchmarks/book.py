@@ -25,11 +25,13 @@ import time
 from pathlib import Path
 
 import msgspec
+import yaml
 
 from tickhawk.book.l2 import L2Book
 from tickhawk.book.sync import BookSync
 from tickhawk.capture import load_capture
 from tickhawk.model import BookUpdate
+from tickhawk.presets import fast_config_data
 from tickhawk.venues.binance.schema import DepthEnvelope, DepthSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,26 +126,11 @@ def replay_rate(config: Path | None) -> float:
     return float(json.loads(out.splitlines()[-1])["msgs_per_s"])
 
 
-REPLAY_CONFIG = """
-[venue]
-market = "usdm"
-symbols = ["BTCUSDT"]
-streams = ["depth@0ms", "trade", "bookTicker"]
-[book]
-enabled = {enabled}
-[engine]
-intervals = ["1s", "1m"]
-[indicators."1s"]
-ema = {{ fn = "EMA", timeperiod = 5 }}
-rsi = {{ fn = "RSI", timeperiod = 5 }}
-macd = {{ fn = "MACD", fastperiod = 3, slowperiod = 8, signalperiod = 3 }}
-bb = {{ fn = "BBANDS", timeperiod = 10 }}
-atr = {{ fn = "ATR", timeperiod = 5 }}
-vwap = {{ fn = "VWAP" }}
-[strategies.momentum]
-interval = "1s"
-cooldown_s = 2.0
-"""
+def replay_config(books: bool) -> str:
+    """Return the replay's configuration: the 1-second preset, books on or off."""
+    data = fast_config_data(["BTCUSDT"], ["depth@0ms", "trade", "bookTicker"], market="usdm")
+    data["book"] = {"enabled": books}
+    return yaml.safe_dump(data)
 
 
 def main() -> None:
@@ -171,9 +158,9 @@ def main() -> None:
     print(f"                        {median / levels:7.1f} ns per level change")
 
     with tempfile.TemporaryDirectory() as tmp:
-        on, off = Path(tmp) / "on.toml", Path(tmp) / "off.toml"
-        on.write_text(REPLAY_CONFIG.format(enabled="true"))
-        off.write_text(REPLAY_CONFIG.format(enabled="false"))
+        on, off = Path(tmp) / "on.yaml", Path(tmp) / "off.yaml"
+        on.write_text(replay_config(books=True))
+        off.write_text(replay_config(books=False))
         rates_on, rates_off = [], []
         for _ in range(args.runs):
             rates_on.append(replay_rate(on))

@@ -11,6 +11,7 @@ import sys
 import time
 from time import perf_counter_ns
 
+from tickhawk.app.replay import streams_in
 from tickhawk.capture import load_capture
 from tickhawk.model import Bar, BookUpdate, Quote, Trade
 from tickhawk.rejects import Rejects
@@ -38,14 +39,7 @@ class NullSink:
 
 def main(path: str) -> None:
     messages = load_capture(path)
-    prefix = b'{"stream":"'
-    streams = sorted(
-        {
-            p[len(prefix) : p.find(b'"', len(prefix))].decode()
-            for _, p in messages
-            if p.startswith(prefix)
-        }
-    )
+    streams = streams_in(messages)  # the same routes replay builds
     symbols = {s.split("@")[0].upper() for s in streams}
     feed = BinanceFeed({s: NullSink() for s in symbols}, streams, Rejects())
     on_message = feed.on_message

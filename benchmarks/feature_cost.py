@@ -28,6 +28,7 @@ from tickhawk.config import parse_config
 from tickhawk.engine import Engine
 from tickhawk.indicators.features import Features, FeaturesConfig
 from tickhawk.model import Quote, Trade
+from tickhawk.presets import fast_config_data
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT.parent / "shared" / "data" / "binance" / "usdm_btcusdt_20240808.gz"
@@ -55,24 +56,10 @@ def events(capture: str) -> tuple[list[Trade], list[Quote]]:
 
 
 def state_runner(features: bool) -> Callable[[list[Trade]], None]:
-    config = parse_config(
-        {
-            "venue": {"symbols": ["BTCUSDT"]},
-            "engine": {"intervals": ["1s", "1m"]},
-            "indicators": {
-                "1s": {
-                    "ema": {"fn": "EMA", "timeperiod": 5},
-                    "rsi": {"fn": "RSI", "timeperiod": 5},
-                    "macd": {"fn": "MACD", "fastperiod": 3, "slowperiod": 8, "signalperiod": 3},
-                    "bb": {"fn": "BBANDS", "timeperiod": 10},
-                    "atr": {"fn": "ATR", "timeperiod": 5},
-                    "vwap": {"fn": "VWAP"},
-                }
-            },
-            "strategies": {},
-            "features": {"enabled": features},
-        }
-    )
+    data = fast_config_data(["BTCUSDT"], ["trade"])
+    data["strategies"] = {}
+    data["features"] = {"enabled": features}
+    config = parse_config(data)
 
     def run(trades: list[Trade]) -> None:
         on_trade = Engine(config).states["BTCUSDT"].on_trade

@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 import psutil
+import yaml
+
+from tickhawk.presets import fast_config_data
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT"]
 
@@ -35,29 +38,12 @@ def free_port() -> int:
 
 
 def config_text(ws_url: str, rest_url: str, symbols: list[str]) -> str:
-    names = ", ".join(f'"{s}"' for s in symbols)
-    return f"""
-[venue]
-symbols = [{names}]
-streams = ["trade", "bookTicker", "depth@100ms"]
-ws_url = "{ws_url}"
-rest_url = "{rest_url}"
-
-[engine]
-intervals = ["1s", "1m"]
-
-[indicators."1s"]
-ema = {{ fn = "EMA", timeperiod = 5 }}
-rsi = {{ fn = "RSI", timeperiod = 5 }}
-macd = {{ fn = "MACD", fastperiod = 3, slowperiod = 8, signalperiod = 3 }}
-bb = {{ fn = "BBANDS", timeperiod = 10 }}
-atr = {{ fn = "ATR", timeperiod = 5 }}
-vwap = {{ fn = "VWAP" }}
-
-[strategies.momentum]
-interval = "1s"
-cooldown_s = 0.5
-"""
+    """Return the engine's configuration: the 1-second preset, more signals for latency samples."""
+    data = fast_config_data(
+        symbols, ["trade", "bookTicker", "depth@100ms"], ws_url=ws_url, rest_url=rest_url
+    )
+    data["strategies"]["momentum"]["cooldown_s"] = 0.5
+    return yaml.safe_dump(data)
 
 
 def symbol_names(n: int) -> list[str]:
@@ -66,41 +52,34 @@ def symbol_names(n: int) -> list[str]:
     return names
 
 
-def run_once(rate: float, seconds: float, n_symbols: int, warmup: float) -> dict[str, float]:
+def start_sim(symbols: list[str], rate: float) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start ``tickhawk sim`` on free loopback ports; return it once it listens."""
     ws_port, rest_port = free_port(), free_port()
-    symbols = symbol_names(n_symbols)
     sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickhawk.cli",
-            "sim",
-            "--symbols",
-            ",".join(symbols),
-            "--rate",
-            str(rate),
-            "--seed",
-            "1",
-            "--ws-port",
-            str(ws_port),
-            "--rest-port",
-            str(rest_port),
-        ],
+        [sys.executable, "-m", "tickhawk.cli", "sim", "--symbols", ",".join(symbols),
+         "--rate", str(rate), "--seed", "1", "--ws-port", str(ws_port),
+         "--rest-port", str(rest_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
+            return sim, ws_port, rest_port
+        except OSError:
+            if time.monotonic() > deadline or sim.poll() is not None:
+                sim.kill()
+                raise SystemExit("the simulator did not start") from None
+            time.sleep(0.1)
+
+
+def run_once(rate: float, seconds: float, n_symbols: int, warmup: float) -> dict[str, float]:
+    symbols = symbol_names(n_symbols)
+    sim, ws_port, rest_port = start_sim(symbols, rate)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or sim.poll() is not None:
-                    raise SystemExit("the simulator did not start") from None
-                time.sleep(0.1)
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = Path(tmp) / "loopback.toml"
+            cfg = Path(tmp) / "loopback.yaml"
             cfg.write_text(
                 config_text(f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}", symbols)
             )
@@ -173,7 +152,7 @@ def main() -> None:
         print(json.dumps({"runs": results, "median": median}))
         return
     print(
-        f"loopback {args.rate:,.0f} msg/s target, {args.symbols} symbols, {args.seconds:.0f} s, "
+        f"loopback: sim --rate {args.rate:,.0f}, {args.symbols} symbols, {args.seconds:.0f} s, "
         f"{args.runs} run(s), medians:"
     )
     print(f"  delivered           {median['delivered_msgs_per_s']:>10,.0f} msg/s")

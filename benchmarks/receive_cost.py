@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from decode_only import NullSink
-from loopback import free_port, symbol_names
+from loopback import start_sim, symbol_names
 from tickhawk.config import StrategiesConfig
 from tickhawk.engine import Engine
 from tickhawk.presets import fast_config
@@ -79,31 +78,12 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=12.0, help="warm-up before measuring")
     args = parser.parse_args()
     symbols = symbol_names(args.symbols)
-    port = free_port()
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickhawk.cli",
-            "sim",
-            "--symbols",
-            ",".join(symbols),
-            "--rate",
-            str(args.rate),
-            "--ws-port",
-            str(port),
-            "--rest-port",
-            str(free_port()),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sim, port, _ = start_sim(symbols, args.rate)
     streams = "/".join(
         f"{s.lower()}@{k}" for s in symbols for k in ("trade", "bookTicker", "depth@100ms")
     )
     url = f"ws://127.0.0.1:{port}/stream?streams={streams}"
     try:
-        time.sleep(3)
         try:
             import uvloop
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from tickhawk.app.replay import _market_of, _streams_in, replay
+from tickhawk.app.replay import market_of, replay, streams_in
 from tickhawk.capture import load_capture
 from tickhawk.config import Config, load_config, parse_config
 from tickhawk.presets import fast_config
@@ -42,10 +42,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the depth-less variant rejects depth messages
     messages = load_capture(args.capture)
-    streams = _streams_in(messages)
+    streams = streams_in(messages)
     no_depth = [s for s in streams if "@depth" not in s]
     kinds = sorted({s.split("@", 1)[1] for s in streams})
-    preset = fast_config(["BTCUSDT"], kinds, market=_market_of(streams))
+    preset = fast_config(["BTCUSDT"], kinds, market=market_of(streams))
     ten = load_config(ROOT / "benchmarks" / "configs" / "ten_indicators.toml")
     off = {"features": {"enabled": False}}
     variants = {

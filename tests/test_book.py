@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickhawk.app.replay import _streams_in, replay
+from tickhawk.app.replay import replay, streams_in
 from tickhawk.book.l2 import L2Book
 from tickhawk.book.sync import BookEvent, BookState, BookSync
 from tickhawk.capture import load_capture
@@ -24,7 +24,7 @@ from tickhawk.venues.binance.schema import DepthSnapshot
 def run_capture(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, bytes]]]:
     """Replay a capture through the pipeline; return the book's top after each applied diff."""
     messages = load_capture(path)
-    streams = _streams_in(messages)
+    streams = streams_in(messages)
     market = "usdm" if any(s.endswith("@0ms") for s in streams) else "spot"
     config = fast_config(["BTCUSDT"], sorted({s.split("@", 1)[1] for s in streams}), market=market)
     tops: dict[int, tuple[float, float]] = {}
@@ -66,7 +66,7 @@ def test_a_removed_diff_is_detected_and_the_book_resyncs(usdm_capture: Path) -> 
     depth = _depth_lines(messages)
     victim = depth[len(depth) // 2]
     state_events: list[BookEvent] = []
-    streams = _streams_in(messages)
+    streams = streams_in(messages)
     config = fast_config(["BTCUSDT"], sorted({s.split("@", 1)[1] for s in streams}), market="usdm")
     engine = Engine(config)
     engine.book_listeners.append(state_events.append)
@@ -277,3 +277,10 @@ def test_depth_reads() -> None:
     assert book.cumulative(2) == ([1.0, 3.0], [1.5, 4.0])
     assert book.depth_within(200) == (3.0, 4.0)  # mid 100 ± 2 %: 98..102
     assert not book.crossed and len(book) == 6
+
+
+def test_a_too_old_snapshot_is_an_event_too() -> None:
+    sync, _, events = make_sync()
+    sync.on_diff(diff(150, 160))
+    sync.on_snapshot(SNAP)
+    assert events == [("syncing", "snapshot_too_old")]

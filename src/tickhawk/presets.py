@@ -6,7 +6,7 @@ from typing import Any
 
 from tickhawk.config import Config, parse_config
 
-__all__ = ["fast_config"]
+__all__ = ["fast_config", "fast_config_data"]
 
 
 def fast_config(
@@ -23,7 +23,21 @@ def fast_config(
     on every trade; the order-flow and quote features (the defaults of
     ``[features]``); the momentum strategy on 1 s bars; 1 m bars beside them.
     """
-    data: dict[str, Any] = {
+    return parse_config(
+        fast_config_data(symbols, streams, market=market, ws_url=ws_url, rest_url=rest_url)
+    )
+
+
+def fast_config_data(
+    symbols: list[str],
+    streams: list[str],
+    *,
+    market: str = "spot",
+    ws_url: str | None = None,
+    rest_url: str | None = None,
+) -> dict[str, Any]:
+    """Return :func:`fast_config` as plain data, to adjust before parsing or to write out."""
+    return {
         "venue": {
             "market": market,
             "symbols": symbols,
@@ -44,4 +58,3 @@ def fast_config(
         },
         "strategies": {"momentum": {"interval": "1s", "cooldown_s": 2.0}},
     }
-    return parse_config(data)

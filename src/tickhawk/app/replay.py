@@ -23,7 +23,7 @@ from tickhawk.rejects import Rejects
 from tickhawk.venues.binance.feed import stream_kind
 from tickhawk.venues.binance.schema import DepthSnapshot
 
-__all__ = ["ReplayResult", "add_arguments", "replay", "run"]
+__all__ = ["ReplayResult", "add_arguments", "market_of", "replay", "run", "streams_in"]
 
 EMIT_KINDS = ("trades", "bars", "signals", "book")
 _MS = 1_000_000
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML/YAML configuration (default: 1 s bars preset)")
 
 
-def _streams_in(messages: list[tuple[int, bytes]]) -> list[str]:
+def streams_in(messages: list[tuple[int, bytes]]) -> list[str]:
     """Return the decodable stream names found in a capture, in first-seen order."""
     seen: dict[str, None] = {}
     prefix = b'{"stream":"'
@@ -78,7 +78,7 @@ def _streams_in(messages: list[tuple[int, bytes]]) -> list[str]:
     return list(seen)
 
 
-def _market_of(streams: list[str]) -> str:
+def market_of(streams: list[str]) -> str:
     return "usdm" if any(s.endswith("@0ms") for s in streams) else "spot"
 
 
@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tickhawk replay: {exc}", file=sys.stderr)
         return 2
     load_s = (perf_counter_ns() - load0) / 1e9
-    streams = _streams_in(messages)
+    streams = streams_in(messages)
     if not streams:
         print(f"tickhawk replay: no Binance stream messages in {args.path}", file=sys.stderr)
         return 2
@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
             config = load_config(args.config)
         else:
             kinds_in = sorted({s.split("@", 1)[1] for s in streams})
-            config = fast_config(symbols, kinds_in, market=_market_of(streams))
+            config = fast_config(symbols, kinds_in, market=market_of(streams))
     except ConfigError as exc:
         print(f"tickhawk replay: {exc}", file=sys.stderr)
         return 2

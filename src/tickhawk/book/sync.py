@@ -203,8 +203,8 @@ class BookSync:
             self.book.clear()
             self.buffer.clear()
             self.buffer.append(update)
-            key = "syncing:snapshot_too_old"
-            self.transitions[key] = self.transitions.get(key, 0) + 1
+            # Still SYNCING, but an event like any other: listeners see why it waits.
+            self._move(BookState.SYNCING, "snapshot_too_old", update.last_id, update.ts_recv)
             self._ask_snapshot()
             return False
         self.book.apply(update.bids, update.asks)
