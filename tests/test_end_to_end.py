@@ -10,7 +10,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+import msgspec
+
 from tickhawk.app.live import LiveApp
+from tickhawk.metrics.snapshot import Snapshot
 from tickhawk.model import Signal, Trade
 from tickhawk.net.session import SessionState
 from tickhawk.presets import fast_config
@@ -56,6 +59,17 @@ async def scenario() -> None:
         for state in states:  # exactness against the model: tests/test_faults_books.py
             book = state.book
             assert book is not None and not book.crossed and len(book) > 0
+        snap = app.snapshot(symbols=True)
+        assert snap.messages >= snap.trades >= 1500 and snap.signals >= 3
+        assert snap.stages["recv_to_signal"].p50_us > 0
+        assert snap.books == {"live": len(states)} and snap.book_gaps == 0
+        assert [c.state for c in snap.connections] == ["live"]
+        assert sorted(r.symbol for r in snap.symbols) == sorted(sim.symbols)
+        assert all(r.book_state == "live" and 0 < r.bid < r.ask for r in snap.symbols)
+        assert (
+            Snapshot.__struct_fields__
+            == type(msgspec.json.decode(msgspec.json.encode(snap), type=Snapshot)).__struct_fields__
+        )
         await sim.stop()  # stops producing and closes the connection after what was sent
         await poll(
             lambda: app.sessions[0].state is not SessionState.LIVE, 10, "the session to drop"

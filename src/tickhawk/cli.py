@@ -1,39 +1,50 @@
-"""Command line: ``tickhawk demo|run|sim|replay|indicators``."""
+"""Command line: ``tickhawk demo|run|sim|replay|indicators|loadtest|bench|profile``.
+
+Each command lives in a module with ``add_arguments(parser)`` and
+``run(args) -> int``; only the module of the command being run is imported,
+so ``tickhawk --help`` and every command start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from typing import Protocol
 
 from tickhawk import __version__
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
 
 
-def _commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]]:
-    # (help, add_arguments, "module:function" run) — modules import lazily so
-    # that `tickhawk --help` stays fast.
-    from tickhawk.app import demo, indicators, live, replay
-    from tickhawk.sim import cli as sim_cli
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def run(self, args: argparse.Namespace) -> int: ...
 
-    return {
-        "demo": ("simulator + engine + live view, no network", demo.add_arguments, "demo"),
-        "run": ("the engine against a configured venue", live.add_arguments, "live"),
-        "sim": ("a Binance-dialect exchange simulator", sim_cli.add_arguments, "sim"),
-        "replay": ("feed a capture through the pipeline", replay.add_arguments, "replay"),
-        "indicators": (
-            "TA-Lib indicators over a kline CSV",
-            indicators.add_arguments,
-            "indicators",
-        ),
-    }
+
+#: name → (one-line help, module holding add_arguments and run)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("simulator + engine + live view, no network", "tickhawk.app.demo"),
+    "run": ("the engine against a configured venue", "tickhawk.app.live"),
+    "sim": ("a Binance-dialect exchange simulator", "tickhawk.sim.cli"),
+    "replay": ("feed a capture through the pipeline", "tickhawk.app.replay"),
+    "indicators": ("TA-Lib indicators over a kline CSV", "tickhawk.app.indicators"),
+    "loadtest": ("simulator and engine in separate processes, measured", "tickhawk.loadtest.cli"),
+    "bench": ("benchmarks and the performance regression gate", "tickhawk.app.bench"),
+    "profile": ("CPU and memory profile of the running pipeline", "tickhawk.app.profile"),
+}
+
+
+def _module(name: str) -> _Command:
+    module: _Command = importlib.import_module(COMMANDS[name][1])
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``tickhawk`` command line; return the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="tickhawk", description="Real-time crypto market-data and trading-signal engine."
     )
@@ -42,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         "-v", "--verbose", action="store_true", help="log connections and other detail"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands = _commands()
-    for name, (help_text, add_arguments, _) in commands.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    chosen = next((a for a in argv if a in COMMANDS), None)
+    for name, (help_text, _) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            _module(name).add_arguments(command_parser)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -57,18 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         # picows logs every connection at INFO; tickhawk's own session logs say enough.
         logging.getLogger("picows").setLevel(logging.WARNING)
-    from tickhawk.app import demo, indicators, live, replay
-    from tickhawk.sim import cli as sim_cli
-
-    runners: dict[str, Callable[[argparse.Namespace], int]] = {
-        "demo": demo.run,
-        "run": live.run,
-        "sim": sim_cli.run,
-        "replay": replay.run,
-        "indicators": indicators.run,
-    }
     try:
-        return runners[args.command](args)
+        return _module(args.command).run(args)
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:

@@ -19,6 +19,7 @@ from tickhawk.config import Config, ConfigError, load_config
 from tickhawk.engine import Engine
 from tickhawk.indicators.warmup import WarmupReport, warm_up
 from tickhawk.metrics.latency import LatencyWindow
+from tickhawk.metrics.snapshot import ConnectionStats, Snapshot, StageStats, SymbolRow
 from tickhawk.model import Signal
 from tickhawk.net.session import SessionState, WsSession
 from tickhawk.venues.binance.rest import BinanceRest
@@ -124,6 +125,84 @@ class LiveApp:
         """Wait until every session is connected."""
         for session in self.sessions:
             await session.wait_live(timeout)
+
+    def snapshot(self, *, symbols: bool = False) -> Snapshot:
+        """Return everything the app measures now (``symbols``: one row per symbol too)."""
+        now = time.time()
+        engine = self.engine
+        p50, p90, p99, p999 = self.latency.percentiles(50, 90, 99, 99.9)
+        stages = {}
+        if self.latency.count:
+            stages["recv_to_signal"] = StageStats(
+                count=self.latency.count,
+                p50_us=p50,
+                p90_us=p90,
+                p99_us=p99,
+                p999_us=p999,
+                max_us=self.latency.max_ns / 1000.0,
+            )
+        books: dict[str, int] = {}
+        rows = []
+        for state in engine.states.values():
+            sync = state.book_sync
+            book_state = sync.state.value if sync is not None else "none"
+            if sync is not None:
+                books[book_state] = books.get(book_state, 0) + 1
+            if symbols:
+                quote = state.quote
+                bid = quote.bid if quote is not None else 0.0
+                ask = quote.ask if quote is not None else 0.0
+                mid = (bid + ask) / 2
+                last = state.last_signal
+                rows.append(
+                    SymbolRow(
+                        symbol=state.symbol,
+                        price=state.last_price,
+                        bid=bid,
+                        ask=ask,
+                        spread_bps=(ask - bid) / mid * 1e4 if mid > 0 else 0.0,
+                        book_state=book_state,
+                        trades=state.trades.count,
+                        last_signal=(
+                            f"{last.strategy} {'long' if last.direction > 0 else 'short'}"
+                            if last is not None
+                            else ""
+                        ),
+                    )
+                )
+        seconds = time.monotonic() - self.started
+        return Snapshot(
+            ts=now,
+            uptime_s=round(seconds, 3),
+            messages=self.messages,
+            msgs_per_s=self.messages / seconds if seconds > 0 else 0.0,
+            trades=engine.trades,
+            bars=engine.bars,
+            signals=engine.signals,
+            rejected=engine.rejects.total,
+            rejects_by_reason=dict(engine.rejects.counts),
+            stages=stages,
+            connections=[
+                ConnectionStats(
+                    name=f"{session.base_url}#{number}",
+                    state=session.state.value,
+                    streams=len(session.streams),
+                    connects=session.connects,
+                    reconnects=session.reconnects,
+                    frames=session.frames,
+                    bytes=session.bytes,
+                    protocol_errors=session.protocol_errors,
+                )
+                for number, session in enumerate(self.sessions)
+            ],
+            books=books,
+            book_gaps=sum(
+                s.book_sync.gaps for s in engine.states.values() if s.book_sync is not None
+            ),
+            trade_gaps=sum(s.trade_gaps for s in engine.states.values()),
+            trades_missing=sum(len(s.missing_trade_ids) for s in engine.states.values()),
+            symbols=rows,
+        )
 
     def summary(self) -> Summary:
         """Return the run's totals so far."""

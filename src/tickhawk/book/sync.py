@@ -91,6 +91,11 @@ class BookSync:
         self._snapshot_loaded = False
         self._snapshot_pending = False
 
+    @property
+    def gaps(self) -> int:
+        """Return the breaks in the diff chain detected so far."""
+        return self.transitions.get("out_of_sync:gap", 0)
+
     # -- state changes ------------------------------------------------------------
 
     def _move(self, state: BookState, reason: str, update_id: int, ts: int) -> None:
