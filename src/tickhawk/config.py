@@ -21,6 +21,12 @@ A configuration file is TOML or YAML with these tables (all optional)::
     [strategies.momentum]
     interval = "1m"
 
+    [resources]                # see tickhawk.resources and tickhawk.budget
+    memory_budget_mb = 512
+
+    [connection]               # reconnects, heartbeats, watchdog, rotation (tickhawk.net)
+    backoff_cap_s = 5.0
+
 Errors raise :class:`ConfigError` whose message names the key and what is allowed.
 """
 
@@ -36,7 +42,9 @@ import yaml
 from tickhawk.indicators.features import FeaturesConfig
 from tickhawk.indicators.streams import IndicatorError, IndicatorSpec, specs_from_mapping
 from tickhawk.indicators.warmup import WarmupConfig
+from tickhawk.metrics.settings import AlertsConfig, MetricsConfig
 from tickhawk.model import parse_interval
+from tickhawk.net.options import ConnectionOptions as ConnectionConfig
 from tickhawk.strategy.breakout import BreakoutConfig
 from tickhawk.strategy.builtin import strategy_problems
 from tickhawk.strategy.checks import CheckContext
@@ -46,10 +54,14 @@ from tickhawk.strategy.surge import VolumeSurgeConfig
 
 __all__ = [
     "BINANCE_ENDPOINTS",
+    "BackfillConfig",
     "BookConfig",
     "Config",
     "ConfigError",
+    "ConnectionConfig",
     "EngineConfig",
+    "ResourcesConfig",
+    "RestConfig",
     "StrategiesConfig",
     "VenueConfig",
     "load_config",
@@ -106,6 +118,32 @@ class BookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     buffer_limit: int = 10_000
 
 
+class BackfillConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Trades missed in a disconnect or a jump in ids, fetched from REST (``[backfill]``)."""
+
+    enabled: bool = True
+    buffer: int = 50_000  # live trades held per symbol while its backfill runs
+    timeout_s: float = 10.0  # a backfill not done by then is given up and its gap reported
+
+
+class RestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The venue's REST API: timeout, retries, request-weight budget (``[rest]``)."""
+
+    timeout_s: float = 10.0
+    retries: int = 3
+    weight_budget: int | None = None  # per minute; None: 80 % of the venue's limit
+
+
+class ResourcesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Process resources: cores, priority, garbage collector, memory ceiling (``[resources]``)."""
+
+    cpu_affinity: list[int] = msgspec.field(default_factory=list)
+    nice: int | None = None
+    gc_thresholds: list[int] = msgspec.field(default_factory=list)
+    gc_freeze_after_warmup: bool = True
+    memory_budget_mb: int = 512
+
+
 class StrategiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Built-in strategies, configured rather than coded (one field per strategy)."""
 
@@ -142,6 +180,12 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     features: FeaturesConfig = msgspec.field(default_factory=FeaturesConfig)
     warmup: WarmupConfig = msgspec.field(default_factory=WarmupConfig)
+    backfill: BackfillConfig = msgspec.field(default_factory=BackfillConfig)
+    rest: RestConfig = msgspec.field(default_factory=RestConfig)
+    resources: ResourcesConfig = msgspec.field(default_factory=ResourcesConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    connection: ConnectionConfig = msgspec.field(default_factory=ConnectionConfig)
 
     def indicator_specs(self) -> dict[int, list[IndicatorSpec]]:
         """Return the indicator specs by interval in ns (validated)."""
@@ -196,6 +240,14 @@ def _check(config: Config) -> Config:
             raise ConfigError(f"indicators.{label}: {exc}") from None
         keys[label] = frozenset(key for indicator in built for key in indicator.keys)
     _check_features(config)
+    _check_recovery(config)
+    _check_resources(config.resources)
+    for problem in config.connection.problems():
+        raise ConfigError(f"connection.{problem}")
+    for problem in config.metrics.problems():
+        raise ConfigError(f"metrics.{problem}")
+    for problem in config.alerts.problems():
+        raise ConfigError(f"alerts.{problem}")
     context = CheckContext(
         intervals=frozenset(config.engine.intervals) | frozenset(keys),
         keys=keys,
@@ -228,6 +280,43 @@ def _check_features(config: Config) -> None:
         raise ConfigError("warmup.margin_bars: must not be negative")
     if config.warmup.concurrency < 1:
         raise ConfigError("warmup.concurrency: must be at least 1")
+
+
+def _check_recovery(config: Config) -> None:
+    """Check ``[backfill]``, ``[rest]`` and that one trade stream kind feeds the trades."""
+    if config.backfill.buffer < 1:
+        raise ConfigError("backfill.buffer: must be a positive number of trades")
+    if not 0 < config.backfill.timeout_s < 3600:
+        raise ConfigError("backfill.timeout_s: must be a number of seconds above 0, below 3600")
+    if not 0 < config.rest.timeout_s < 3600:
+        raise ConfigError("rest.timeout_s: must be a number of seconds above 0, below 3600")
+    if config.rest.retries < 0:
+        raise ConfigError("rest.retries: must not be negative")
+    if config.rest.weight_budget is not None and config.rest.weight_budget < 1:
+        raise ConfigError("rest.weight_budget: must be a positive weight per minute")
+    kinds = {stream.split("@", 1)[0] for stream in config.venue.streams}
+    if {"trade", "aggTrade"} <= kinds:
+        raise ConfigError(
+            "venue.streams: trade and aggTrade both feed a symbol's trades with different "
+            "ids; subscribe to one of them"
+        )
+
+
+def _check_resources(resources: ResourcesConfig) -> None:
+    """Check ``[resources]`` as far as it can be without the machine (see tickhawk.resources)."""
+    cores = resources.cpu_affinity
+    if any(core < 0 for core in cores) or len(set(cores)) != len(cores):
+        raise ConfigError("resources.cpu_affinity: list distinct core numbers from 0, e.g. [1]")
+    if resources.nice is not None and not -20 <= resources.nice <= 19:
+        raise ConfigError("resources.nice: use a niceness from -20 (first) to 19 (last)")
+    thresholds = resources.gc_thresholds
+    if len(thresholds) > 3 or any(t < 0 for t in thresholds):
+        raise ConfigError(
+            "resources.gc_thresholds: up to three whole numbers >= 0 (gen 0, 1, 2), "
+            "e.g. [50000, 20, 100]"
+        )
+    if resources.memory_budget_mb <= 0:
+        raise ConfigError("resources.memory_budget_mb: must be a positive number of MB")
 
 
 def parse_config(data: dict[str, Any]) -> Config:

@@ -13,6 +13,7 @@ from tickhawk.book.sync import BookEvent, BookSync
 from tickhawk.config import Config
 from tickhawk.indicators.features import Features
 from tickhawk.indicators.streams import IndicatorSet
+from tickhawk.metrics.probe import StageProbe
 from tickhawk.model import Signal, parse_interval
 from tickhawk.rejects import Rejects
 from tickhawk.state import SymbolState
@@ -101,10 +102,15 @@ class Engine:
         for listener in self.book_listeners:
             listener(event)
 
-    def feed(self, streams: list[str] | None = None) -> BinanceFeed:
-        """Return a Binance decoder routing ``streams`` (default: the configured ones)."""
+    def feed(
+        self, streams: list[str] | None = None, *, probe: StageProbe | None = None
+    ) -> BinanceFeed:
+        """Return a Binance decoder routing ``streams`` (default: the configured ones).
+
+        ``probe`` times a sample of the messages stage by stage (metrics).
+        """
         names = streams if streams is not None else self.config.venue.stream_names()
-        return BinanceFeed(dict(self.states), names, self.rejects)
+        return BinanceFeed(dict(self.states), names, self.rejects, probe=probe)
 
     def _emit(self, signal: Signal) -> None:
         self.signals += 1

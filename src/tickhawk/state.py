@@ -8,7 +8,7 @@ ring → bar aggregators (a closed bar commits indicators and calls ``on_bar``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from time import perf_counter_ns
 
 from tickhawk.bars.time_bars import TimeBars
@@ -25,6 +25,13 @@ __all__ = ["SymbolState"]
 
 #: Skipped trade ids remembered per symbol (a venue's ids are contiguous).
 _MAX_MISSING = 10_000
+
+#: A live trade waiting for a backfill: (trade, t_recv, t_decoded).
+HeldTrade = tuple[Trade, int, int]
+
+
+def _held_id(item: HeldTrade) -> int:
+    return item[0].id
 
 
 class SymbolState:
@@ -55,6 +62,14 @@ class SymbolState:
         self.missing_trade_ids: set[int] = set()
         self.duplicate_trades = 0
         self.trade_gaps = 0
+        #: The backfill seam (``app/backfill.py``): while ``held`` is a list, live trades
+        #: wait in it instead of being applied; at ``hold_limit`` all are released at once.
+        self.held: list[HeldTrade] | None = None
+        self.hold_limit = 50_000
+        self.hold_overflows = 0
+        #: Called on a jump in trade ids with (state, first skipped id, last skipped id);
+        #: a list returned (``hold()``) holds the trade that showed it, for a backfill.
+        self.on_trade_gap: Callable[[SymbolState, int, int], list[HeldTrade] | None] | None = None
         #: Order-flow and book features (``features.values``); None when disabled.
         self.features = features
         self._flow = features.flow.on_trade if features is not None else None
@@ -106,13 +121,24 @@ class SymbolState:
     # -- feed sink -------------------------------------------------------------
 
     def on_trade(self, trade: Trade, t_recv: int, t_decoded: int) -> None:
-        """Apply one trade (once: a repeated id is dropped); run the trade hooks."""
+        """Apply one trade (once: a repeated id is dropped); run the trade hooks.
+
+        While a backfill runs for this symbol the trade waits in ``held``.
+        """
+        held = self.held
+        if held is not None:
+            held.append((trade, t_recv, t_decoded))
+            if len(held) >= self.hold_limit:
+                self.hold_overflows += 1
+                self.release()  # trades are never dropped: the backfill is given up
+            return
         trade_id = trade.id
         last_id = self.last_trade_id
         if trade_id == last_id + 1:
             self.last_trade_id = trade_id
         elif trade_id > last_id:
-            self._note_gap(last_id, trade_id)
+            if self._note_gap(last_id, trade, t_recv, t_decoded):
+                return  # held until the skipped ids are back-filled
         elif trade_id in self.missing_trade_ids:
             self.missing_trade_ids.discard(trade_id)  # a late trade filling a hole
         else:
@@ -142,18 +168,68 @@ class SymbolState:
                 if decision is not None:
                     self._signal(strategy, decision, price, ts, t_state)
 
-    def _note_gap(self, last_id: int, trade_id: int) -> None:
-        """Remember the ids skipped before ``trade_id`` so a late one is still taken once."""
+    def _note_gap(self, last_id: int, trade: Trade, t_recv: int, t_decoded: int) -> bool:
+        """Handle the ids skipped before ``trade``; return True if it is held for a backfill.
+
+        Otherwise remember the skipped ids, so that a late one is still taken once.
+        """
+        trade_id = trade.id
+        if last_id >= 0:
+            self.trade_gaps += 1
+            hook = self.on_trade_gap
+            if hook is not None:
+                held = hook(self, last_id + 1, trade_id - 1)
+                if held is not None:
+                    held.append((trade, t_recv, t_decoded))
+                    return True
         self.last_trade_id = trade_id
         if last_id < 0:
-            return  # the first trade seen
+            return False  # the first trade seen
         missing = self.missing_trade_ids
         if trade_id - last_id - 1 > _MAX_MISSING or len(missing) > _MAX_MISSING:
             missing.clear()  # too many to track: later stragglers count as duplicates
-            self.trade_gaps += 1
-            return
+            return False
         missing.update(range(last_id + 1, trade_id))
-        self.trade_gaps += 1
+        return False
+
+    # -- backfill (driven by app/backfill.py) ------------------------------------------
+
+    def hold(self) -> list[HeldTrade]:
+        """Hold live trades from now on (a backfill starts); return the list they wait in."""
+        if self.held is None:
+            self.held = []
+        return self.held
+
+    def apply_backfill(self, trades: Iterable[Trade]) -> int:
+        """Apply trades fetched from REST (oldest first) while live ones stay held.
+
+        They take the normal path, so a repeated id is dropped; return how many
+        were applied. Ids they skip are remembered as missing, not held.
+        """
+        held, hook = self.held, self.on_trade_gap
+        self.held = None
+        self.on_trade_gap = None
+        before = self.trades.count
+        now = perf_counter_ns()
+        try:
+            for trade in trades:
+                self.on_trade(trade, now, now)
+        finally:
+            self.held, self.on_trade_gap = held, hook
+        return self.trades.count - before
+
+    def release(self) -> None:
+        """Stop holding: apply the held trades in id order (the backfill ended)."""
+        held = self.held
+        if held is None:
+            return
+        self.held = None
+        held.sort(key=_held_id)  # trades that arrived reordered come out in order
+        for index, (trade, t_recv, t_decoded) in enumerate(held):
+            self.on_trade(trade, t_recv, t_decoded)
+            if self.held is not None:  # a jump in ids started another backfill
+                self.held.extend(held[index + 1 :])
+                return
 
     def on_quote(self, quote: Quote, t_recv: int, t_decoded: int) -> None:
         """Apply a best bid/ask update; run the book hooks."""

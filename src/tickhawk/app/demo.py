@@ -14,8 +14,18 @@ import sys
 
 import msgspec
 
-from tickhawk.app.live import LiveApp, Summary, _summary_line, install_event_loop
-from tickhawk.app.view import make_view
+from tickhawk.app.live import (
+    LiveApp,
+    Summary,
+    _summary_line,
+    add_metrics_argument,
+    install_event_loop,
+    with_metrics_listen,
+)
+from tickhawk.app.view import add_view_argument, make_view
+from tickhawk.budget import estimate as estimate_memory
+from tickhawk.metrics.prometheus import ListenError
+from tickhawk.metrics.settings import parse_listen
 from tickhawk.presets import fast_config
 
 __all__ = ["add_arguments", "demo", "run"]
@@ -30,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--plain", action="store_true", help="status lines, not the live view")
+    add_view_argument(parser)
+    add_metrics_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
 
 
@@ -41,8 +53,13 @@ async def demo(
     duration: float | None = None,
     plain: bool = True,
     quiet: bool = False,
+    view: str | None = None,
+    metrics: str | None = None,
 ) -> Summary:
-    """Run the simulator and the engine together; return the engine's summary."""
+    """Run the simulator and the engine together; return the engine's summary.
+
+    ``metrics`` (``HOST:PORT``) serves the Prometheus and JSON exporter there.
+    """
     from tickhawk.sim import SimConfig, Simulator
 
     async with Simulator(SimConfig(n_symbols=symbols, rate=rate, seed=seed)) as sim:
@@ -51,8 +68,8 @@ async def demo(
         config = fast_config(
             list(sim.symbols), DEMO_STREAMS, ws_url=sim.ws_url, rest_url=sim.rest_url
         )
-        app = LiveApp(config)
-        return await app.run(duration=duration, view=make_view(plain=plain, quiet=quiet))
+        app = LiveApp(with_metrics_listen(config, metrics))
+        return await app.run(duration=duration, view=make_view(plain=plain, quiet=quiet, kind=view))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,20 +81,42 @@ def run(args: argparse.Namespace) -> int:
         problems.append("--rate must be a positive number of messages per second")
     if args.duration is not None and not args.duration > 0:
         problems.append("--duration must be a positive number of seconds")
+    if args.metrics is not None:
+        try:
+            parse_listen(args.metrics)
+        except ValueError as exc:
+            problems.append(f"--metrics {exc}")
     if problems:
         print(f"tickhawk demo: {'; '.join(problems)}", file=sys.stderr)
         return 2
-    install_event_loop()
-    summary = asyncio.run(
-        demo(
-            symbols=args.symbols,
-            rate=args.rate,
-            seed=args.seed,
-            duration=args.duration,
-            plain=args.plain,
-            quiet=args.json,
-        )
+    ceiling = estimate_memory(
+        fast_config([f"S{i}USDT" for i in range(args.symbols)], DEMO_STREAMS)
     )
+    if ceiling.over > 0:  # the engine would refuse it: say it in the demo's own terms
+        print(
+            f"tickhawk demo: {args.symbols:,} symbols of the demo's preset can grow to about "
+            f"{ceiling.total_mb:,.0f} MB, over the default memory budget of "
+            f"{ceiling.budget_mb:,} MB; use --symbols {ceiling.symbols_that_fit():,} or fewer",
+            file=sys.stderr,
+        )
+        return 2
+    install_event_loop()
+    try:
+        summary = asyncio.run(
+            demo(
+                symbols=args.symbols,
+                rate=args.rate,
+                seed=args.seed,
+                duration=args.duration,
+                plain=args.plain,
+                quiet=args.json,
+                view=args.view,
+                metrics=args.metrics,
+            )
+        )
+    except ListenError as exc:
+        print(f"tickhawk demo: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(msgspec.json.encode(summary).decode())
     else:

@@ -13,15 +13,24 @@ from collections.abc import Callable
 
 import msgspec
 
+from tickhawk.app.backfill import AggTradeSource, Backfiller, TradeIdSource, TradeSource
 from tickhawk.app.books import BookKeeper
-from tickhawk.app.view import StatusView, make_view
+from tickhawk.app.recovery import RecoveryTracker
+from tickhawk.app.view import StatusView, add_view_argument, make_view
+from tickhawk.budget import check as check_budget
+from tickhawk.budget import estimate as estimate_memory
 from tickhawk.config import Config, ConfigError, load_config
 from tickhawk.engine import Engine
 from tickhawk.indicators.warmup import WarmupReport, warm_up
 from tickhawk.metrics.latency import LatencyWindow
-from tickhawk.metrics.snapshot import ConnectionStats, Snapshot, StageStats, SymbolRow
+from tickhawk.metrics.monitor import Monitor
+from tickhawk.metrics.prometheus import ListenError
+from tickhawk.metrics.settings import parse_listen
+from tickhawk.metrics.snapshot import ConnectionStats, Snapshot, SymbolRow
 from tickhawk.model import Signal
-from tickhawk.net.session import SessionState, WsSession
+from tickhawk.net.breaker import CircuitBreaker
+from tickhawk.net.session import Reason, SessionEvent, SessionState, WsSession
+from tickhawk.resources import ResourceControl
 from tickhawk.venues.binance.rest import BinanceRest
 
 __all__ = ["LiveApp", "Summary", "add_arguments", "install_event_loop", "run"]
@@ -65,21 +74,47 @@ class LiveApp:
 
     def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
         self.config = config
+        #: The memory ceiling of the configuration, refused (BudgetError) before allocating.
+        self.budget = check_budget(config)
+        self.resources = ResourceControl(config.resources)
         self.engine = engine or Engine(config)
+        #: Stage histograms, samplers, alerts and the exporter (metrics/monitor.py).
+        self.monitor = Monitor(
+            config.metrics,
+            config.alerts,
+            venue=f"{config.venue.name}-{config.venue.market}",
+            symbols=len(self.engine.states),
+        )
+        self.engine.sinks.append(self.monitor.metrics.on_signal)
         self.latency = LatencyWindow()
         self.recent_signals: list[Signal] = []
         self.engine.sinks.append(self._on_signal)
-        self.feed = self.engine.feed()
+        self.feed = self.engine.feed(probe=self.monitor.metrics.probe)
         ws_url, self.rest_url = config.venue.endpoints()
         streams = self.feed.streams
         self.books: BookKeeper | None = None
         self.warmup: WarmupReport | None = None
+        self.backfill: Backfiller | None = None
+        self.recovery = RecoveryTracker()
+        self.engine.book_listeners.append(lambda _event: self.recovery.check())
+        connection = config.connection
+        self.breaker = CircuitBreaker(
+            f"{config.venue.name} {config.venue.market}",
+            failures=connection.breaker_failures,
+            cooldown_s=connection.breaker_cooldown_s,
+        )
         self.sessions = [
             self._session(ws_url, streams[i : i + STREAMS_PER_CONNECTION])
             for i in range(0, len(streams), STREAMS_PER_CONNECTION)
         ]
         self.started = time.monotonic()
         self._cpu0 = time.process_time()
+        self._stop: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Ask a running app to stop, as SIGINT does (the dashboard's quit key)."""
+        if self._stop is not None:
+            self._stop.set()
 
     async def _warm_up(self, rest: BinanceRest, stop: asyncio.Event) -> None:
         """Back-fill bars from REST klines so indicators are valid from the first live bar."""
@@ -102,12 +137,69 @@ class LiveApp:
 
     def _session(self, ws_url: str, streams: list[str]) -> WsSession:
         depth_symbols = sorted({s.split("@", 1)[0].upper() for s in streams if "@depth" in s})
+        trade_symbols = sorted(
+            {s.split("@", 1)[0].upper() for s in streams if "@trade" in s or "@aggTrade" in s}
+        )
+        states = self.engine.states
 
-        def on_state(state: SessionState) -> None:
-            if state is SessionState.LIVE and self.books is not None:
+        def synced() -> tuple[bool, bool]:
+            books = all(
+                states[s].book_sync is None or states[s].book is not None for s in depth_symbols
+            )
+            backfill = self.backfill
+            return books, backfill is None or not any(backfill.busy(s) for s in trade_symbols)
+
+        number = self.recovery.add_connection(synced)
+
+        def on_event(event: SessionEvent) -> None:
+            # A rotation hands over without a gap: only a (re)connect restarts books and backfills.
+            connected = event.state == SessionState.LIVE.value and event.reason in (
+                Reason.CONNECTED,
+                Reason.RECONNECTED,
+            )
+            if connected and self.books is not None:
                 self.books.on_connected(depth_symbols)
+            if connected and self.backfill is not None:
+                self.backfill.on_connected(trade_symbols)
+            live = event.state in (SessionState.LIVE.value, SessionState.ROTATING.value)
+            self.recovery.on_state(number, live)  # after the books and backfills restarted
 
-        return WsSession(ws_url, streams, self.feed.on_message, on_state=on_state)
+        session = WsSession(
+            ws_url,
+            streams,
+            self.feed.on_message,
+            name=f"{ws_url}#{number}",
+            options=self.config.connection,
+            breaker=self.breaker,
+            last_seen=self.feed.last_seen,
+        )
+        session.listeners.append(on_event)
+        return session
+
+    def _rest(self) -> BinanceRest:
+        rest = self.config.rest
+        return BinanceRest(
+            self.rest_url,
+            self.config.venue.market,
+            timeout_s=rest.timeout_s,
+            retries=rest.retries,
+            weight_budget=rest.weight_budget,
+        )
+
+    def _backfiller(self, rest: BinanceRest) -> Backfiller:
+        settings = self.config.backfill
+        source: TradeSource
+        if "aggTrade" in self.config.venue.streams:
+            source = AggTradeSource(rest, self.engine.rejects)
+        else:
+            source = TradeIdSource(rest, self.engine.rejects)
+        return Backfiller(
+            self.engine,
+            source,
+            enabled=settings.enabled,
+            buffer=settings.buffer,
+            timeout_s=settings.timeout_s,
+        )
 
     def _on_signal(self, signal: Signal) -> None:
         self.latency.add(signal.t_emitted - signal.t_recv)
@@ -130,17 +222,6 @@ class LiveApp:
         """Return everything the app measures now (``symbols``: one row per symbol too)."""
         now = time.time()
         engine = self.engine
-        p50, p90, p99, p999 = self.latency.percentiles(50, 90, 99, 99.9)
-        stages = {}
-        if self.latency.count:
-            stages["recv_to_signal"] = StageStats(
-                count=self.latency.count,
-                p50_us=p50,
-                p90_us=p90,
-                p99_us=p99,
-                p999_us=p999,
-                max_us=self.latency.max_ns / 1000.0,
-            )
         books: dict[str, int] = {}
         rows = []
         for state in engine.states.values():
@@ -163,6 +244,8 @@ class LiveApp:
                         spread_bps=(ask - bid) / mid * 1e4 if mid > 0 else 0.0,
                         book_state=book_state,
                         trades=state.trades.count,
+                        quotes=state.quotes,
+                        book_updates=state.book_updates,
                         last_signal=(
                             f"{last.strategy} {'long' if last.direction > 0 else 'short'}"
                             if last is not None
@@ -171,7 +254,7 @@ class LiveApp:
                     )
                 )
         seconds = time.monotonic() - self.started
-        return Snapshot(
+        snap = Snapshot(
             ts=now,
             uptime_s=round(seconds, 3),
             messages=self.messages,
@@ -181,10 +264,9 @@ class LiveApp:
             signals=engine.signals,
             rejected=engine.rejects.total,
             rejects_by_reason=dict(engine.rejects.counts),
-            stages=stages,
             connections=[
                 ConnectionStats(
-                    name=f"{session.base_url}#{number}",
+                    name=session.name,
                     state=session.state.value,
                     streams=len(session.streams),
                     connects=session.connects,
@@ -192,8 +274,12 @@ class LiveApp:
                     frames=session.frames,
                     bytes=session.bytes,
                     protocol_errors=session.protocol_errors,
+                    stale_reconnects=session.stale_reconnects,
+                    rotations=session.rotations,
+                    circuit_open=session.circuit_open,
+                    ping_rtt_ms=session.ping_rtt_ms,
                 )
-                for number, session in enumerate(self.sessions)
+                for session in self.sessions
             ],
             books=books,
             book_gaps=sum(
@@ -201,8 +287,14 @@ class LiveApp:
             ),
             trade_gaps=sum(s.trade_gaps for s in engine.states.values()),
             trades_missing=sum(len(s.missing_trade_ids) for s in engine.states.values()),
+            trades_backfilled=self.backfill.trades_backfilled if self.backfill else 0,
+            backfill_failures=self.backfill.failures if self.backfill else 0,
+            recoveries_s=self.recovery.recoveries_s,
+            available_s=round(self.recovery.available_s, 3),
             symbols=rows,
         )
+        self.monitor.fill(snap, engine)  # stages, rates, resources, alerts, backlog
+        return snap
 
     def summary(self) -> Summary:
         """Return the run's totals so far."""
@@ -229,8 +321,13 @@ class LiveApp:
         view: StatusView | None = None,
         stop: asyncio.Event | None = None,
     ) -> Summary:
-        """Run until ``duration`` seconds pass, ``stop`` is set, or SIGINT/SIGTERM."""
-        stop = stop or asyncio.Event()
+        """Run until ``duration`` seconds pass, ``stop`` is set, or SIGINT/SIGTERM.
+
+        ``[resources]`` is applied first (ConfigError if this machine cannot)
+        and undone at the end; the heap is frozen once the warm-up is done.
+        """
+        self.resources.apply()
+        stop = self._stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (os_signal.SIGINT, os_signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -239,10 +336,17 @@ class LiveApp:
         self._cpu0 = time.process_time()
         with_books = any(s.book_sync is not None for s in self.engine.states.values())
         warm = self.config.warmup.enabled
-        rest = BinanceRest(self.rest_url, self.config.venue.market) if with_books or warm else None
+        with_trades = any("@trade" in s or "@aggTrade" in s for s in self.feed.streams)
+        rest = self._rest() if with_books or warm or with_trades else None
         try:
+            await self.monitor.start(self)  # ListenError if --metrics cannot be served
+            if self.monitor.address is not None:
+                host, port = self.monitor.address
+                host = f"[{host}]" if ":" in host else host
+                print(f"metrics: http://{host}:{port}/metrics", file=sys.stderr, flush=True)
             if warm and rest is not None:
                 await self._warm_up(rest, stop)
+            self.resources.after_warmup()
             async with asyncio.TaskGroup() as group:
                 tasks = []
                 if rest is not None and with_books:
@@ -250,7 +354,12 @@ class LiveApp:
                         self.engine, rest, snapshot_limit=self.config.book.snapshot_limit
                     )
                     tasks.append(group.create_task(self.books.run()))
+                if rest is not None and with_trades:
+                    self.backfill = self._backfiller(rest)
+                    self.backfill.done_listeners.append(lambda _symbol: self.recovery.check())
+                    tasks.append(group.create_task(self.backfill.run()))
                 tasks += [group.create_task(s.run()) for s in self.sessions]
+                tasks.append(group.create_task(self.monitor.run(self)))
                 if view is not None:
                     tasks.append(group.create_task(view.run(self)))
                 try:
@@ -262,6 +371,8 @@ class LiveApp:
                 for task in tasks:
                     task.cancel()
         finally:
+            await self.monitor.stop()
+            self.resources.restore()
             if rest is not None:
                 await rest.close()
             for signum in (os_signal.SIGINT, os_signal.SIGTERM):
@@ -278,16 +389,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plain", action="store_true", help="status lines instead of the live view"
     )
+    add_view_argument(parser)
+    add_metrics_argument(parser)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="print the memory ceiling of the configuration by part, and exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tickhawk run CONFIG``; return the exit status."""
     try:
-        config = load_config(args.config)
+        config = with_metrics_listen(load_config(args.config), args.metrics)
+        if args.check:
+            print(estimate_memory(config).table())
+        ResourceControl(config.resources).check()
+        check_budget(config)
     except ConfigError as exc:
         print(f"tickhawk run: {exc}", file=sys.stderr)
         return 2
-    return run_app(config, duration=args.duration, plain=args.plain, as_json=args.json)
+    if args.check:
+        return 0
+    return run_app(
+        config, duration=args.duration, plain=args.plain, as_json=args.json, view=args.view
+    )
 
 
 def run_app(
@@ -297,21 +423,48 @@ def run_app(
     plain: bool,
     as_json: bool,
     before: Callable[[], object] | None = None,
+    view: str | None = None,
 ) -> int:
     """Run a live app with a view and print its summary."""
     install_event_loop()
 
     async def main() -> Summary:
         app = LiveApp(config)
-        view = make_view(plain=plain or as_json, quiet=as_json)
-        return await app.run(duration=duration, view=view)
+        shown = make_view(plain=plain or as_json, quiet=as_json, kind=view)
+        return await app.run(duration=duration, view=shown)
 
-    summary = asyncio.run(main())
+    try:
+        summary = asyncio.run(main())
+    except (ConfigError, ListenError) as exc:  # memory budget, [resources], --metrics
+        print(f"tickhawk run: {exc}", file=sys.stderr)
+        return 2
     if as_json:
         print(msgspec.json.encode(summary).decode())
     else:
         print(_summary_line(summary))
     return 0
+
+
+def add_metrics_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--metrics HOST:PORT`` (the Prometheus and JSON exporter)."""
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics and /snapshot.json there (e.g. 127.0.0.1:9464; "
+        "a bare :PORT binds 127.0.0.1)",
+    )
+
+
+def with_metrics_listen(config: Config, listen: str | None) -> Config:
+    """Return ``config`` with the exporter on ``listen``; ConfigError if it is no HOST:PORT."""
+    if listen is None:
+        return config
+    try:
+        parse_listen(listen)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics {exc}") from None
+    metrics = msgspec.structs.replace(config.metrics, listen=listen)
+    return msgspec.structs.replace(config, metrics=metrics)
 
 
 def _summary_line(s: Summary) -> str:

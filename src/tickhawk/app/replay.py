@@ -14,6 +14,8 @@ from typing import IO
 import msgspec
 
 from tickhawk.book.l2 import L2Book
+from tickhawk.budget import capture_bytes
+from tickhawk.budget import check as check_budget
 from tickhawk.capture import CaptureError, load_capture
 from tickhawk.config import Config, ConfigError, load_config
 from tickhawk.engine import Engine
@@ -293,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             kinds_in = sorted({s.split("@", 1)[1] for s in streams})
             config = fast_config(symbols, kinds_in, market=market_of(streams))
+        check_budget(config, extra={"capture": capture_bytes(messages)})
     except ConfigError as exc:
         print(f"tickhawk replay: {exc}", file=sys.stderr)
         return 2

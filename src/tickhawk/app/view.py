@@ -1,10 +1,11 @@
-"""What a live run shows: a rich live table on a terminal, status lines otherwise.
+"""What a live run shows: the dashboard (or one rich table) on a terminal, status lines otherwise.
 
 Views sample the engine on a timer; they never run on the hot path.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import sys
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from tickhawk.app.live import LiveApp
     from tickhawk.state import SymbolState
 
-__all__ = ["PlainView", "RichView", "StatusView", "make_view"]
+__all__ = ["VIEWS", "PlainView", "RichView", "StatusView", "add_view_argument", "make_view"]
 
 
 class StatusView(Protocol):
@@ -183,10 +184,29 @@ def _book_text(state: SymbolState) -> str:
     return f"live ({_sig(book.best_ask - book.best_bid, 4)})"
 
 
-def make_view(*, plain: bool = False, quiet: bool = False) -> StatusView | None:
-    """Return the view for this output: none, status lines, or the live table."""
+#: What ``--view`` chooses from; on a terminal the default is the dashboard.
+VIEWS = ("dashboard", "rich", "plain")
+
+
+def add_view_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--view`` (``--plain`` stays as its short form)."""
+    parser.add_argument(
+        "--view",
+        choices=VIEWS,
+        help="on a terminal: dashboard (default), rich (one live table) or plain status lines",
+    )
+
+
+def make_view(
+    *, plain: bool = False, quiet: bool = False, kind: str | None = None
+) -> StatusView | None:
+    """Return the view for this output: none, status lines, the live table or the dashboard."""
     if quiet:
         return None
-    if plain or not sys.stdout.isatty():
+    if plain or kind == "plain" or not sys.stdout.isatty():
         return PlainView()
-    return RichView()
+    if kind == "rich":
+        return RichView()
+    from tickhawk.tui import DashboardView  # textual loads only when it draws
+
+    return DashboardView()

@@ -16,6 +16,7 @@ __all__ = [
     "STAGES",
     "AlertState",
     "ConnectionStats",
+    "QueueStats",
     "Resources",
     "Snapshot",
     "StageStats",
@@ -24,7 +25,9 @@ __all__ = [
 
 #: Latency stages, in pipeline order. ``event_to_recv`` is exchange event time →
 #: receive (wall clocks of two machines: indicative only); ``recv_to_signal`` is the
-#: whole in-process path of a message that raised a signal.
+#: whole in-process path of a message that raised a signal; ``recv_to_handled`` is
+#: the whole in-process handling of any message (frame received → its symbol state
+#: updated): the "WebSocket handling" time. See docs/observability.md.
 STAGES = (
     "event_to_recv",
     "recv_to_decoded",
@@ -32,11 +35,17 @@ STAGES = (
     "state_to_strategy",
     "strategy_to_signal",
     "recv_to_signal",
+    "recv_to_handled",
 )
 
 
 class StageStats(msgspec.Struct, kw_only=True):
-    """Latency percentiles of one stage over the sliding window (µs)."""
+    """Latency percentiles of one stage over the sliding window (µs).
+
+    ``count`` is the events (messages or signals) the window represents;
+    ``samples`` the ones actually timed (per-message stages time a random
+    1 in N messages, each standing for the N it was drawn from).
+    """
 
     count: int = 0
     p50_us: float = 0.0
@@ -44,6 +53,16 @@ class StageStats(msgspec.Struct, kw_only=True):
     p99_us: float = 0.0
     p999_us: float = 0.0
     max_us: float = 0.0
+    samples: int = 0
+    window_s: float = 0.0
+
+
+class QueueStats(msgspec.Struct, kw_only=True):
+    """A bounded buffer between stages: how full it is and what it dropped."""
+
+    depth: int = 0
+    capacity: int = 0
+    dropped: int = 0
 
 
 class ConnectionStats(msgspec.Struct, kw_only=True):
@@ -76,6 +95,16 @@ class Resources(msgspec.Struct, kw_only=True):
     loop_lag_ms: float = 0.0  # event-loop lag, last sample
     loop_lag_max_ms: float = 0.0  # worst over the last interval
     rss_slope_mb_h: float | None = None  # leak detection: trend with enough samples
+    rss_slope_low_mb_h: float | None = None  # its lower confidence bound
+    leak_suspected: bool = False
+    gc_pause_total_ms_per_gen: list[float] = msgspec.field(default_factory=list)  # since start
+    gc_pause_max_ms_per_gen: list[float] = msgspec.field(default_factory=list)  # last interval
+    heap_blocks: int = 0  # sys.getallocatedblocks(): Python objects' memory blocks
+    tracemalloc_mb: float | None = None  # traced Python heap, when tracemalloc is on
+    tracemalloc_peak_mb: float | None = None
+    tracemalloc_slope_mb_h: float | None = None
+    threads: int = 0
+    open_fds: int = 0
 
 
 class AlertState(msgspec.Struct, kw_only=True):
@@ -100,6 +129,8 @@ class SymbolRow(msgspec.Struct, kw_only=True):
     book_state: str = "none"
     trades: int = 0
     last_signal: str = ""
+    quotes: int = 0
+    book_updates: int = 0
 
 
 class Snapshot(msgspec.Struct, kw_only=True):
@@ -129,3 +160,11 @@ class Snapshot(msgspec.Struct, kw_only=True):
     available_s: float = 0.0  # time every session was live
     alerts: list[AlertState] = msgspec.field(default_factory=list)
     symbols: list[SymbolRow] = msgspec.field(default_factory=list)
+    venue: str = ""  # e.g. "binance-spot"
+    quotes: int = 0  # best bid/ask updates applied
+    book_updates: int = 0  # L2 diffs received
+    queues: dict[str, QueueStats] = msgspec.field(default_factory=dict)
+    drops: dict[str, int] = msgspec.field(default_factory=dict)  # dropped on purpose, by reason
+    sample_every: float = 0.0  # per-message stage timings: 1 in this many messages
+    alert_events: int = 0  # alerts fired or cleared since start
+    webhook_failures: int = 0

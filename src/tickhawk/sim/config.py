@@ -32,6 +32,10 @@ class SimConfig(msgspec.Struct, kw_only=True, frozen=True):
     :mod:`tickhawk.sim.faultspec`) fired on simulated time. ``keep_snapshots``
     keeps a few seconds of book snapshots of the symbols with a depth stream
     (synthetic mode), to serve an old snapshot on command.
+
+    ``answer_pings`` False leaves clients' pings unanswered (their heartbeat
+    must notice). ``max_connection_age_s`` closes every connection that old
+    (code 1001), as Binance does after 24 hours.
     """
 
     symbols: list[str] | None = None
@@ -58,6 +62,8 @@ class SimConfig(msgspec.Struct, kw_only=True, frozen=True):
     close_on_replay_end: bool = False
     faults: list[str] = []
     keep_snapshots: bool = True
+    answer_pings: bool = True
+    max_connection_age_s: float | None = None
 
     def __post_init__(self) -> None:
         """Check the values; raise ``ValueError`` saying what to change."""
@@ -78,6 +84,8 @@ class SimConfig(msgspec.Struct, kw_only=True, frozen=True):
                 raise ValueError(f"{name} must be between 0 and 65535, not {port}")
         if self.ping_interval_s < 0 or self.pong_timeout_s <= 0:
             raise ValueError("ping_interval_s must be >= 0 and pong_timeout_s > 0")
+        if self.max_connection_age_s is not None and not self.max_connection_age_s > 0:
+            raise ValueError("max_connection_age_s must be a positive number of seconds or None")
         if self.step_ms < 1 or self.batch_ms <= 0:
             raise ValueError("step_ms must be >= 1 and batch_ms > 0")
         if self.max_send_buffer < 64 * 1024:

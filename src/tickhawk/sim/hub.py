@@ -185,6 +185,7 @@ class Hub:
         self.filter: MessageFilter | None = None
         self.connections_total = 0
         self.slow_disconnects = 0
+        self.aged_out = 0  # connections closed at the maximum connection age
         self.on_change: list[Callable[[], None]] = []
 
     # -- connections and subscriptions ----------------------------------------------------

@@ -173,6 +173,22 @@ class MarketModel:
         if self.klines.subscribed:
             self.klines.emit(now, self.outbox)
 
+    def set_rate(self, rate: float) -> None:
+        """Change the target ``rate`` now: the event intensity jumps by the same factor.
+
+        The rate control alone moves at most 25 % per simulated second; a load
+        test's 10× spike must take effect at once.
+        """
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate must be a positive number of messages per second, not {rate}")
+        factor = rate / self.rate
+        self.rate = rate
+        self._gain = min(50.0, max(0.02, self._gain * factor))
+        # Count this second's messages as if produced at the new rate, so the next
+        # calibration does not read the change as a shortfall.
+        self.produced = int(self.produced * factor)
+        self.drivers.scale(self._gain)
+
     def _calibrate(self) -> None:
         """Once a simulated second: steer the event rate toward ``rate`` messages/s."""
         produced, self.produced = self.produced, 0

@@ -38,6 +38,7 @@ class SimStats(msgspec.Struct, frozen=True):
     sim_time_ms: int
     lag_ms: int
     faults: dict[str, int]
+    aged_out: int = 0  # connections closed at max_connection_age_s
 
 
 class Simulator:
@@ -90,7 +91,13 @@ class Simulator:
         faults = self._make_faults(feed, hub)
         try:
             self._ws_server = await start_ws_server(
-                hub, config.host, config.ws_port, config.ping_interval_s, config.pong_timeout_s
+                hub,
+                config.host,
+                config.ws_port,
+                config.ping_interval_s,
+                config.pong_timeout_s,
+                answer_pings=config.answer_pings,
+                max_connection_age_s=config.max_connection_age_s,
             )
             self._ws_port = int(self._ws_server.sockets[0].getsockname()[1])
             self._runner = web.AppRunner(
@@ -208,6 +215,13 @@ class Simulator:
         if isinstance(feed, SyntheticFeed):
             feed.resume()
 
+    def set_rate(self, rate: float) -> None:
+        """Change the synthetic market's target rate (trade + aggTrade + bookTicker msgs/s) now."""
+        feed = self._require_feed()
+        if not isinstance(feed, SyntheticFeed):
+            raise RuntimeError("set_rate() needs synthetic mode")
+        feed.model.set_rate(rate)
+
     @property
     def send_hook(self) -> SendHook | None:
         """Return the per-message send hook (the fault-injection seam)."""
@@ -245,6 +259,7 @@ class Simulator:
             sim_time_ms=feed.now_ms() if synthetic else 0,
             lag_ms=feed.lag_ms if isinstance(feed, SyntheticFeed) else 0,
             faults=dict(self._faults.counts) if self._faults is not None else {},
+            aged_out=hub.aged_out,
         )
 
     def trade_ids_sent(self, symbol: str) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 from picows import (
     WSAutoPingStrategy,
+    WSCloseCode,
     WSFrame,
     WSListener,
     WSMsgType,
@@ -119,12 +120,16 @@ def _apply(hub: Hub, connection: Connection, request: dict[str, Any]) -> str:
 class SimListener(WSListener):
     """One client connection: subscribes its URL streams, answers its requests."""
 
-    def __init__(self, hub: Hub, combined: bool, names: list[str]) -> None:
+    def __init__(
+        self, hub: Hub, combined: bool, names: list[str], max_age_s: float | None = None
+    ) -> None:
         super().__init__()
         self.hub = hub
         self.combined = combined
         self.names = names
+        self.max_age_s = max_age_s
         self.connection: Connection | None = None
+        self._age_timer: asyncio.TimerHandle | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         """Register the connection and its URL streams."""
@@ -133,6 +138,17 @@ class SimListener(WSListener):
         self.connection = connection
         if self.names:
             self.hub.subscribe(connection, self.hub.resolve(self.names))
+        if self.max_age_s is not None:
+            loop = asyncio.get_running_loop()
+            self._age_timer = loop.call_later(self.max_age_s, self._age_out)
+
+    def _age_out(self) -> None:
+        """Close a connection that reached the maximum age, as Binance does at 24 hours."""
+        connection = self.connection
+        if connection is not None and not connection.closed:
+            self.hub.aged_out += 1
+            connection.close(WSCloseCode.GOING_AWAY, "maximum connection age")
+            self.hub.disconnect(connection)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """Answer text requests; close on a close frame (pings are answered by picows)."""
@@ -148,6 +164,8 @@ class SimListener(WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         """Drop the connection's subscriptions and timers."""
+        if self._age_timer is not None:
+            self._age_timer.cancel()
         if self.connection is not None:
             self.hub.disconnect(self.connection)
             self.connection.forget()
@@ -163,7 +181,9 @@ class SimListener(WSListener):
             self.connection.writable.set()
 
 
-def _route(hub: Hub, path: bytes) -> SimListener | WSUpgradeResponseWithListener | None:
+def _route(
+    hub: Hub, path: bytes, max_age_s: float | None = None
+) -> SimListener | WSUpgradeResponseWithListener | None:
     parts = urlsplit(path.decode("utf-8", "replace"))
     route = parts.path.rstrip("/")
     if route == "/ws":
@@ -187,16 +207,27 @@ def _route(hub: Hub, path: bytes) -> SimListener | WSUpgradeResponseWithListener
         body = error_json(2, f"Invalid request: at most {MAX_STREAMS} streams").encode()
         response = WSUpgradeResponse.create_error_response(400, body)
         return WSUpgradeResponseWithListener(response, None)
-    return SimListener(hub, combined, names)
+    return SimListener(hub, combined, names, max_age_s)
 
 
 async def start_ws_server(
-    hub: Hub, host: str, port: int, ping_interval_s: float, pong_timeout_s: float
+    hub: Hub,
+    host: str,
+    port: int,
+    ping_interval_s: float,
+    pong_timeout_s: float,
+    *,
+    answer_pings: bool = True,
+    max_connection_age_s: float | None = None,
 ) -> asyncio.Server:
-    """Listen for WebSocket clients; ping each every ``ping_interval_s`` (0 disables)."""
+    """Listen for WebSocket clients; ping each every ``ping_interval_s`` (0 disables).
+
+    ``answer_pings`` False leaves the clients' pings unanswered;
+    ``max_connection_age_s`` closes each connection that old.
+    """
 
     def factory(request: WSUpgradeRequest) -> SimListener | WSUpgradeResponseWithListener | None:
-        return _route(hub, request.path)
+        return _route(hub, request.path, max_connection_age_s)
 
     interval = ping_interval_s if ping_interval_s > 0 else 20.0
     server: asyncio.Server = await ws_create_server(
@@ -208,7 +239,7 @@ async def start_ws_server(
         # picows waits for the pong at most one ping interval.
         auto_ping_reply_timeout=min(pong_timeout_s, interval),
         auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
-        enable_auto_pong=True,
+        enable_auto_pong=answer_pings,
         logger_name="tickhawk.sim.ws",
     )
     return server

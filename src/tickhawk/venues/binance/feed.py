@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from time import perf_counter_ns
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -34,6 +34,9 @@ from tickhawk.venues.binance.schema import (
     TradeEnvelope,
     TradeMsg,
 )
+
+if TYPE_CHECKING:
+    from tickhawk.metrics.probe import StageProbe
 
 __all__ = ["STREAM_KINDS", "BinanceFeed", "FeedSink", "stream_kind"]
 
@@ -86,7 +89,8 @@ class BinanceFeed:
     ``sinks`` maps an upper-case symbol to its state. ``streams`` are the
     stream names this feed accepts (``btcusdt@trade`` ...); a message of any
     other stream is rejected as ``unknown_stream``. ``on_control`` receives
-    replies to subscription methods.
+    replies to subscription methods. ``probe`` (optional) times a random
+    sample of the messages stage by stage (``metrics/probe.py``).
     """
 
     def __init__(
@@ -96,11 +100,18 @@ class BinanceFeed:
         rejects: Rejects,
         *,
         on_control: Callable[[MethodReply], None] | None = None,
+        probe: StageProbe | None = None,
     ) -> None:
         self.rejects = rejects
         self.messages = 0
         self._sinks = sinks
         self._routes: dict[bytes, Handler] = {}
+        #: Stream name → ``t_recv`` (perf ns) of its last message, for the stale-stream watchdog.
+        self.last_seen: dict[bytes, int] = {}
+        self._probe = probe
+        self._probed_routes: dict[bytes, Handler] = {}
+        # The message number to time next; 0 never comes (numbers start at 1).
+        self._sample_at = probe.next_gap() if probe is not None else 0
         self._on_control = on_control
         self._envelope = msgspec.json.Decoder(Envelope)
         self._control = msgspec.json.Decoder(MethodReply)
@@ -118,6 +129,9 @@ class BinanceFeed:
             raise ValueError(f"stream {stream!r} names symbol {symbol} that is not configured")
         make = _MAKERS[kind]
         self._routes[stream.encode()] = make(symbol, sink, self.rejects, stream)
+        if self._probe is not None:
+            probed = self._probe.wrap(sink)
+            self._probed_routes[stream.encode()] = make(symbol, probed, self.rejects, stream)
 
     def raw_handler(self, stream: str) -> Handler:
         """Return the handler of a raw (``/ws/<stream>``) payload for ``stream``."""
@@ -134,14 +148,35 @@ class BinanceFeed:
 
     def on_message(self, payload: bytes, t_recv: int, ts_recv: int) -> None:
         """Decode and route one combined-stream message (``{"stream":…,"data":…}``)."""
-        self.messages += 1
+        number = self.messages + 1
+        self.messages = number
+        if number == self._sample_at:
+            self._timed(payload, t_recv, ts_recv)
+            return
         if payload.startswith(_PREFIX):
             end = payload.find(b'"', _PREFIX_LEN)
-            handler = self._routes.get(payload[_PREFIX_LEN:end])
+            name = payload[_PREFIX_LEN:end]
+            handler = self._routes.get(name)
             if handler is not None:
+                self.last_seen[name] = t_recv
                 handler(payload, t_recv, ts_recv)
                 return
         self._slow_path(payload, t_recv, ts_recv)
+
+    def _timed(self, payload: bytes, t_recv: int, ts_recv: int) -> None:
+        """Handle one sampled message through the probed routes, then record its stages."""
+        probe = self._probe
+        assert probe is not None
+        handler = None
+        if payload.startswith(_PREFIX):
+            end = payload.find(b'"', _PREFIX_LEN)
+            handler = self._probed_routes.get(payload[_PREFIX_LEN:end])
+        if handler is not None:
+            handler(payload, t_recv, ts_recv)
+        else:
+            self._slow_path(payload, t_recv, ts_recv)
+        probe.handled(t_recv)
+        self._sample_at = self.messages + probe.next_gap()
 
     def _slow_path(self, payload: bytes, t_recv: int, ts_recv: int) -> None:
         """Handle what the fast prefix check did not: reordered keys, control, garbage."""
@@ -154,10 +189,12 @@ class BinanceFeed:
             self.rejects.reject("not_json", payload[:80].decode("utf-8", "replace"))
             return
         if stream:
-            handler = self._routes.get(stream.encode())
+            name = stream.encode()
+            handler = self._routes.get(name)
             if handler is None:
                 self.rejects.reject("unknown_stream", stream)
             else:
+                self.last_seen[name] = t_recv
                 handler(payload, t_recv, ts_recv)
             return
         try:

@@ -1,0 +1,353 @@
+"""The memory budget's estimate against real engines filled to capacity.
+
+    python benchmarks/memory_budget.py [--symbols 50,1000] [--runs 3] [--config FILE] [--json]
+    python benchmarks/memory_budget.py --calibrate       # re-measure budget.py's constants
+
+For each symbol count, a fresh interpreter imports what ``tickhawk run``
+imports, reads its RSS, builds an engine from the configuration (default: the
+1-second preset of ``tickhawk demo`` on trade + bookTicker + depth@100ms) and
+fills everything the configuration bounds: every trade ring slot, every bar
+history (distinct Bars), every book side to ``max_levels`` + 10 % slack with
+its ordered near keys full, every indicator stream open, every feature window
+full. It prints the estimate of :mod:`tickhawk.budget` beside the measured RSS
+growth, and the error (estimate − measured) / measured; medians of ``--runs``.
+
+``--calibrate`` measures each per-item constant of ``budget.py`` alone (RSS
+over thousands of items in a fresh interpreter) and the base: the peak RSS of
+``tickhawk run`` on one symbol against ``tickhawk sim`` for a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+MB = 1 << 20
+STREAMS = ["trade", "bookTicker", "depth@100ms"]
+
+
+def rss() -> int:
+    gc.collect()
+    return int(psutil.Process().memory_info().rss)
+
+
+def names(n: int) -> list[str]:
+    return [f"SYM{i:04d}USDT" for i in range(n)]
+
+
+def load_config(path: str | None, symbols: int) -> Any:
+    """Return the configuration at ``symbols`` symbols (the file's, or the demo preset)."""
+    import msgspec
+
+    from tickhawk.config import load_config as read
+    from tickhawk.presets import fast_config
+
+    if path is None:
+        config = fast_config(names(symbols), STREAMS)
+    else:
+        config = read(path)
+        venue = msgspec.structs.replace(config.venue, symbols=names(symbols))
+        config = msgspec.structs.replace(config, venue=venue)
+    resources = msgspec.structs.replace(config.resources, memory_budget_mb=1 << 20)
+    return msgspec.structs.replace(config, resources=resources)
+
+
+def fill(engine: Any) -> None:
+    """Fill every bounded structure of ``engine`` to its capacity, through its own APIs."""
+    from tickhawk.model import Bar, Trade
+
+    for s, state in enumerate(engine.states.values()):
+        base = 100.0 + s
+        ring = state.trades
+        for i in range(ring.capacity):
+            ring.append(Trade(state.symbol, i, base + i * 0.01, 1.0 + i, 1, i, i))
+        for bars in state.bars.values():
+            step = bars.interval_ns
+            history = bars.history
+            for i in range(history.maxlen or 0):
+                price = base + i * 0.001
+                history.append(
+                    Bar(state.symbol, bars.interval, i * step, price, price + 1.0,
+                        price - 1.0, price + 0.5, 10.0 + i, 100 + i)
+                )  # fmt: skip
+        for label, indicator_set in state.indicators.items():
+            closed = list(state.bars[label].history)
+            for bar in closed[: indicator_set.bars_needed + 5] or []:
+                indicator_set.update(bar)
+            if closed:
+                indicator_set.peek(closed[-1])
+        if state.features is not None:
+            config = state.features.config
+            flow = state.features.flow
+            span_ns = int(
+                max(config.flow_window_s * (config.volume_baseline + 2), config.rv_window_s * 2)
+                * 1e9
+            )
+            step_ns = int(min(config.flow_window_s / config.flow_buckets, config.rv_sample_s) * 1e9)
+            for j, ts in enumerate(range(0, span_ns, step_ns)):
+                flow.on_trade(base + j * 1e-4, 1.0 + j * 1e-3, 1 if j % 2 else -1, ts)
+        if state.book_sync is not None:
+            fill_book(state.book_sync.book, base)
+
+
+def fill_book(book: Any, mid: float) -> None:
+    """Fill both sides to the most levels the book keeps, near keys included."""
+    cap = book.max_levels
+    near = 255
+    tick = 0.0001
+    loaded = max(cap - near, 1)
+    book.load(
+        [(mid - (near + 1 + i) * tick, 1.0 + i) for i in range(loaded)],
+        [(mid + (near + 1 + i) * tick, 1.0 + i) for i in range(loaded)],
+    )
+    better = min(near, cap)  # each goes into the ordered near keys
+    far = cap // 10
+    book.apply(
+        [(mid - (1 + i) * tick, 2.0) for i in range(better)]
+        + [(mid - (near + 1 + loaded + i) * tick, 3.0) for i in range(far)],
+        [(mid + (1 + i) * tick, 2.0) for i in range(better)]
+        + [(mid + (near + 1 + loaded + i) * tick, 3.0) for i in range(far)],
+    )
+
+
+def one(symbols: int, config_path: str | None) -> dict[str, Any]:
+    """Measure one engine in this (fresh) interpreter."""
+    import tickhawk.app.live  # noqa: F401  (what `tickhawk run` imports)
+    from tickhawk.budget import estimate
+    from tickhawk.engine import Engine
+
+    config = load_config(config_path, symbols)
+    before = rss()
+    engine = Engine(config)
+    engine.feed()
+    fill(engine)
+    after = rss()
+    result = estimate(config)
+    base = next(p.bytes for p in result.parts if p.name == "base")
+    return {
+        "symbols": symbols,
+        "rss_imports_mb": before / MB,
+        "rss_filled_mb": after / MB,
+        "measured_growth_mb": (after - before) / MB,
+        "estimated_growth_mb": (result.total - base) / MB,
+        "estimated_total_mb": result.total_mb,
+        "parts_mb": {p.name: round(p.bytes / MB, 2) for p in result.parts},
+        "levels": [len(s.book_sync.book) for s in engine.states.values() if s.book_sync][:1],
+    }
+
+
+def child(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+# -- calibration ---------------------------------------------------------------------
+
+
+def item_cost(what: str, n: int) -> float:
+    """Return bytes per item of ``what`` over ``n`` items (run in a fresh interpreter)."""
+    from collections import deque
+
+    import tickhawk.app.live  # noqa: F401
+    from tickhawk.book.l2 import L2Book
+    from tickhawk.budget import dict_table_bytes
+    from tickhawk.config import parse_config
+    from tickhawk.engine import Engine
+    from tickhawk.indicators.features import Features, FeaturesConfig
+    from tickhawk.indicators.streams import IndicatorSet, parse_spec
+    from tickhawk.model import Bar
+
+    keep: list[Any] = []
+    before = rss()
+    if what == "bar":
+        history: deque[Bar] = deque(maxlen=n)
+        for i in range(n):
+            p = 100.0 + i * 0.001
+            history.append(Bar("X", "1m", i, p, p + 1, p - 1, p + 0.5, 10.0 + i, 100 + i))
+        keep.append(history)
+        return (rss() - before) / n
+    if what == "level":  # beyond the dict's own table
+        books = 40
+        for b in range(books):
+            book = L2Book(5000)
+            fill_book(book, 100.0 + b)
+            keep.append(book)
+        levels = len(keep[0].bids)
+        tables = 2 * books * dict_table_bytes(levels)
+        near = 2 * books * min(levels, 512) * 32
+        return (rss() - before - tables - near) / (2 * books * levels)
+    if what.startswith("indicators:"):
+        specs = [parse_spec(s) for s in what.split(":", 1)[1].split(";")]
+        bars = [Bar("X", "1m", i, 100.0 + i % 7, 102.0 + i % 5, 98.0, 100.5, 5.0, 9) for i in range(300)]
+        before = rss()
+        for _ in range(n):
+            indicator_set = IndicatorSet(specs)
+            for bar in bars:
+                indicator_set.update(bar)
+            indicator_set.peek(bars[0])
+            keep.append(indicator_set)
+        return (rss() - before) / n
+    if what == "features":
+        config = FeaturesConfig()
+        slots = 5 * config.flow_buckets + config.volume_baseline + 60
+        before = rss()
+        for s in range(n):
+            features = Features(config)
+            for j in range(1500):
+                features.flow.on_trade(100.0 + s + j * 1e-4, 1.0 + j * 1e-3, 1, j * 500_000_000)
+            keep.append(features)
+        return (rss() - before) / n - slots * 32
+    data: dict[str, Any] = {
+        "venue": {"symbols": names(n), "streams": ["trade"]},
+        "engine": {"intervals": ["1m"], "trade_capacity": 1, "bar_history": 1},
+        "indicators": {},
+        "strategies": {},
+        "features": {"enabled": False},
+        "resources": {"memory_budget_mb": 1 << 20},
+    }
+    variants = {
+        "symbol": lambda d: None,
+        "stream": lambda d: d["venue"].update(streams=["trade", "bookTicker", "kline_1m"]),
+        "interval": lambda d: d["engine"].update(intervals=["1s", "1m", "5m"]),
+        "book": lambda d: (d["venue"].update(streams=["trade", "depth"]),
+                           d.update(book={"max_levels": 1})),
+    }  # fmt: skip
+    variants[what](data)
+    config = parse_config(data)
+    before = rss()
+    engine = Engine(config)
+    engine.feed()
+    keep.append(engine)
+    return (rss() - before) / n
+
+
+def calibrate() -> None:
+    from tickhawk import budget
+
+    def cost(what: str, n: int) -> float:
+        return float(child(["--item", what, "--n", str(n)])["bytes"])
+
+    symbol = cost("symbol", 2000)
+    stream = (cost("stream", 2000) - symbol) / 2
+    interval = (cost("interval", 2000) - symbol) / 2
+    book = cost("book", 2000) - symbol - stream  # the depth stream replaces none
+    ema1 = cost("indicators:a=EMA(timeperiod=21)", 2000)
+    ema6 = cost("indicators:" + ";".join(f"e{k}=EMA(timeperiod={20 + k})" for k in range(6)), 1000)
+    indicator = (ema6 - ema1) / 5
+    multi = cost("indicators:m=MACD();b=BBANDS(timeperiod=20);s=STOCH()", 1000)
+    output = (multi - (ema1 - indicator) - 3 * indicator) / 5  # 3 + 3 + 2 outputs: 5 extra
+    rows = [
+        ("SYMBOL_BYTES", symbol - stream - interval, budget.SYMBOL_BYTES),
+        ("STREAM_BYTES", stream, budget.STREAM_BYTES),
+        ("INTERVAL_BYTES", interval, budget.INTERVAL_BYTES),
+        ("BAR_BYTES", cost("bar", 200_000), budget.BAR_BYTES),
+        ("BOOK_BYTES", book, budget.BOOK_BYTES),
+        ("LEVEL_BYTES", cost("level", 0), budget.LEVEL_BYTES),
+        ("INDICATOR_SET_BYTES", ema1 - indicator, budget.INDICATOR_SET_BYTES),
+        ("INDICATOR_BYTES", indicator, budget.INDICATOR_BYTES),
+        ("OUTPUT_BYTES", output, budget.OUTPUT_BYTES),
+        ("FEATURES_BYTES", cost("features", 2000), budget.FEATURES_BYTES),
+    ]
+    print(f"{'constant':<22}{'measured':>12}{'budget.py':>12}  bytes")
+    for name, measured, used in rows:
+        print(f"{name:<22}{measured:>12,.0f}{used:>12,}")
+    print(f"{'BASE_BYTES':<22}{base_rss() / MB:>11.1f}M{budget.BASE_BYTES / MB:>11.1f}M")
+
+
+def base_rss() -> float:
+    """Return the peak RSS of `tickhawk run` on one symbol for a few seconds (near-empty state)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loopback import config_text, start_sim
+
+    symbols = ["BTCUSDT"]
+    sim, ws_port, rest_port = start_sim(symbols, 200.0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "one.yaml"
+            path.write_text(
+                config_text(f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}", symbols)
+            )
+            engine = subprocess.Popen(
+                [sys.executable, "-m", "tickhawk.cli", "run", str(path), "--duration", "6",
+                 "--json"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            process = psutil.Process(engine.pid)
+            peak = 0
+            while engine.poll() is None:
+                try:
+                    peak = max(peak, process.memory_info().rss)
+                except psutil.NoSuchProcess:
+                    break
+                time.sleep(0.2)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+    return float(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--symbols", default="50,1000", help="comma-separated symbol counts")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--config", help="a configuration file (default: the demo's preset)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--item", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(one(args.one, args.config)))
+        return
+    if args.item is not None:
+        print(json.dumps({"bytes": item_cost(args.item, args.n)}))
+        return
+    if args.calibrate:
+        calibrate()
+        return
+    report = []
+    for symbols in (int(s) for s in args.symbols.split(",")):
+        extra = ["--config", args.config] if args.config else []
+        runs = [child(["--one", str(symbols), *extra]) for _ in range(args.runs)]
+        measured = statistics.median(r["measured_growth_mb"] for r in runs)
+        first = runs[0]
+        row = {
+            **{k: first[k] for k in ("symbols", "estimated_growth_mb", "estimated_total_mb")},
+            "parts_mb": first["parts_mb"],
+            "rss_imports_mb": statistics.median(r["rss_imports_mb"] for r in runs),
+            "rss_filled_mb": statistics.median(r["rss_filled_mb"] for r in runs),
+            "measured_growth_mb": measured,
+            "error_pct": 100.0 * (first["estimated_growth_mb"] - measured) / measured,
+            "runs": args.runs,
+        }
+        report.append(row)
+        if not args.json:
+            print(
+                f"{symbols:>6,} symbols: estimate {row['estimated_growth_mb']:8.1f} MB of state "
+                f"(ceiling {row['estimated_total_mb']:.1f} MB with base), measured growth "
+                f"{measured:8.1f} MB (RSS {row['rss_imports_mb']:.1f} → "
+                f"{row['rss_filled_mb']:.1f} MB), error {row['error_pct']:+.1f} %"
+            )
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in row["parts_mb"].items())
+            print(f"        parts (MB): {parts}")
+    if args.json:
+        print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

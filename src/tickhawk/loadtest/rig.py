@@ -1,0 +1,372 @@
+"""The runner's side of a load test: two child processes, pinned, read line by line.
+
+``async with Rig(...) as rig`` starts the simulator child, then the engine
+child on the simulator's URLs, pins them to different cores when the
+machine has two or more (simulator: the first allowed core, engine: the
+last; the runner itself stays unpinned: it wakes once a second), and builds
+a :class:`~tickhawk.loadtest.samples.Sample` from every engine second.
+Profiles drive it: :meth:`Rig.set_rate`, :meth:`Rig.fault`,
+:meth:`Rig.run_for`, :meth:`Rig.account`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+
+import msgspec
+import psutil
+
+from tickhawk.loadtest.control import RateController
+from tickhawk.loadtest.samples import Sample, SampleLog, Usage
+from tickhawk.loadtest.wire import (
+    EngineAccount,
+    EngineCommand,
+    EngineSpec,
+    EngineTick,
+    Outage,
+    SimCommand,
+    SimIds,
+    SimReady,
+    SimSpec,
+    SimTick,
+    decode_engine,
+    decode_sim,
+)
+
+__all__ = ["STREAMS", "LoadtestError", "Rig", "choose_cores"]
+
+#: What the engine subscribes per symbol: the demo's streams.
+STREAMS = ["trade", "bookTicker", "depth@100ms"]
+_encoder = msgspec.json.Encoder()
+
+
+class LoadtestError(Exception):
+    """A load test could not run (a child failed to start or died); the message says why."""
+
+
+def choose_cores(pin: bool) -> tuple[int | None, int | None]:
+    """Return (simulator core, engine core), or Nones when not pinning or with one core."""
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return cores[0], cores[-1]
+
+
+class _Child:
+    """One child process: its pipes, its last stderr lines, its CPU and memory."""
+
+    def __init__(self, name: str, process: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.process = process
+        self.errors: deque[str] = deque(maxlen=20)
+        self.ps = psutil.Process(process.pid)
+        self._cpu = self._cpu_s()
+        self._at = time.monotonic()
+
+    def _cpu_s(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def usage(self) -> Usage:
+        """Return CPU % of one core since the last call, and RSS now."""
+        try:
+            cpu, now = self._cpu_s(), time.monotonic()
+            rss = self.ps.memory_info().rss / 2**20
+        except psutil.Error:
+            return Usage(0.0, 0.0)
+        pct = 100.0 * (cpu - self._cpu) / max(now - self._at, 1e-3)
+        self._cpu, self._at = cpu, now
+        return Usage(pct, rss)
+
+    def pin(self, core: int | None) -> None:
+        if core is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(self.process.pid, {core})
+
+    async def send(self, message: msgspec.Struct) -> None:
+        stdin = self.process.stdin
+        if stdin is None or stdin.is_closing():
+            return
+        stdin.write(_encoder.encode(message) + b"\n")
+        with contextlib.suppress(ConnectionError):
+            await stdin.drain()
+
+    async def read_errors(self) -> None:
+        stream = self.process.stderr
+        assert stream is not None
+        while line := await stream.readline():
+            self.errors.append(line.decode(errors="replace").rstrip())
+
+    def failure(self) -> str:
+        """Return why the child failed, for a one-line error."""
+        status = self.process.returncode
+        last = next((line for line in reversed(self.errors) if line.strip()), "")
+        tail = f": {last}" if last else ""
+        return f"the {self.name} process exited (status {status}){tail}"
+
+    async def stop(self, command: msgspec.Struct, timeout: float) -> None:
+        if self.process.returncode is None:
+            await self.send(command)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+
+
+async def _spawn(module: str, spec: msgspec.Struct, name: str) -> _Child:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        _encoder.encode(spec).decode(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        limit=16 * 2**20,  # an account line of 2,000 symbols is long
+    )
+    return _Child(name, process)
+
+
+class Rig:
+    """A simulator child and an engine child, measured once a second."""
+
+    def __init__(
+        self,
+        *,
+        symbols: int,
+        rate: float,
+        seed: int = 7,
+        pin: bool = True,
+        on_sample: Callable[[Sample], None] | None = None,
+    ) -> None:
+        self.n_symbols = symbols
+        self.seed = seed
+        self.controller = RateController(rate)
+        self.cores = choose_cores(pin)
+        self.on_sample = on_sample
+        self.log = SampleLog()
+        self.phase = "start"
+        self.symbols: list[str] = []
+        self.outages: list[Outage] = []
+        self.resyncs: list[tuple[str, float]] = []
+        self.last_engine: EngineTick | None = None
+        self.last_sim: SimTick | None = None
+        self.origin = time.monotonic()
+        self.started_live: float | None = None
+        self._sim: _Child | None = None
+        self._engine: _Child | None = None
+        self._group = asyncio.TaskGroup()
+        self._replies: dict[str, asyncio.Future[SimIds | EngineAccount]] = {}
+        self._new_sample = asyncio.Event()
+        self._model_rate = self.controller.model_rate
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Rig:
+        await self._group.__aenter__()
+        try:
+            await self._start()
+        except BaseException as error:
+            await self._shutdown()
+            await self._group.__aexit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+        await self._group.__aexit__(kind, error, trace)
+
+    async def _start(self) -> None:
+        sim = await _spawn(
+            "tickhawk.loadtest.simproc",
+            SimSpec(n_symbols=self.n_symbols, rate=self._model_rate, seed=self.seed),
+            "simulator",
+        )
+        self._sim = sim
+        sim.pin(self.cores[0])
+        self._group.create_task(sim.read_errors())
+        ready = await self._first_line(sim, timeout=120.0)
+        self.symbols = ready.symbols
+        engine = await _spawn(
+            "tickhawk.loadtest.engineproc",
+            EngineSpec(
+                ws_url=ready.ws_url, rest_url=ready.rest_url, symbols=ready.symbols, streams=STREAMS
+            ),
+            "engine",
+        )
+        self._engine = engine
+        engine.pin(self.cores[1])
+        self._group.create_task(engine.read_errors())
+        self._group.create_task(self._read_sim(sim))
+        self._group.create_task(self._read_engine(engine))
+        self.origin = time.monotonic()
+
+    async def _first_line(self, sim: _Child, timeout: float) -> SimReady:
+        stdout = sim.process.stdout
+        assert stdout is not None
+        try:
+            line = await asyncio.wait_for(stdout.readline(), timeout)
+        except TimeoutError:
+            raise LoadtestError(f"the simulator did not start within {timeout:.0f} s") from None
+        if not line:
+            await sim.process.wait()
+            await asyncio.sleep(0.1)  # let the stderr reader catch the last line
+            raise LoadtestError(sim.failure())
+        message = decode_sim(line)
+        if not isinstance(message, SimReady):
+            raise LoadtestError("the simulator spoke before it was ready")
+        return message
+
+    async def _shutdown(self) -> None:
+        if self._engine is not None:
+            await self._engine.stop(EngineCommand(cmd="stop"), 20.0)
+        if self._sim is not None:
+            await self._sim.stop(SimCommand(cmd="stop"), 20.0)
+        for future in self._replies.values():
+            future.cancel()
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _read_sim(self, child: _Child) -> None:
+        stdout = child.process.stdout
+        assert stdout is not None
+        while line := await stdout.readline():
+            message = decode_sim(line)
+            if isinstance(message, SimTick):
+                self.last_sim = message
+                self.log.on_sim(message)
+                wanted = self.controller.update(
+                    message.rate, self.log.sim_rate(), float(message.lag_ms)
+                )
+                if wanted is not None:
+                    await self._send_rate(wanted)
+            elif isinstance(message, SimIds):
+                self._reply("ids", message)
+
+    async def _read_engine(self, child: _Child) -> None:
+        stdout = child.process.stdout
+        assert stdout is not None
+        while line := await stdout.readline():
+            message = decode_engine(line)
+            if isinstance(message, EngineAccount):
+                self._reply("account", message)
+                continue
+            self.last_engine = message
+            self.outages += message.outages
+            self.resyncs += message.resyncs
+            if message.live and self.started_live is None:
+                self.started_live = time.monotonic() - self.origin
+            assert self._sim is not None
+            sample = self.log.add(
+                message,
+                t=time.monotonic() - self.origin,
+                origin=self.origin,
+                phase=self.phase,
+                asked=self.controller.target,
+                engine=child.usage(),
+                sim=self._sim.usage(),
+            )
+            self._new_sample.set()
+            if self.on_sample is not None:
+                self.on_sample(sample)
+
+    def _reply(self, key: str, message: SimIds | EngineAccount) -> None:
+        future = self._replies.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def check_alive(self) -> None:
+        """Raise :class:`LoadtestError` if a child has exited."""
+        for child in (self._sim, self._engine):
+            if child is not None and child.process.returncode is not None:
+                raise LoadtestError(child.failure())
+
+    # -- driving ----------------------------------------------------------------------
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Return the samples so far."""
+        return self.log.samples
+
+    async def _send_rate(self, model_rate: float) -> None:
+        self._model_rate = model_rate
+        if self._sim is not None:
+            await self._sim.send(SimCommand(cmd="rate", value=model_rate))
+
+    async def set_rate(self, delivered: float) -> None:
+        """Ask for ``delivered`` msg/s to the engine from now on."""
+        await self._send_rate(self.controller.set_target(delivered))
+
+    async def fault(self, spec: str) -> None:
+        """Inject one fault (a fault line of docs/simulator.md) now."""
+        assert self._sim is not None
+        await self._sim.send(SimCommand(cmd="fault", spec=spec))
+
+    async def next_sample(self, timeout: float = 10.0) -> Sample | None:
+        """Wait for the next sample (None after ``timeout`` without one)."""
+        self._new_sample.clear()
+        try:
+            await asyncio.wait_for(self._new_sample.wait(), timeout)
+        except TimeoutError:
+            self.check_alive()
+            return None
+        return self.samples[-1]
+
+    async def run_for(self, seconds: float) -> None:
+        """Let ``seconds`` of samples pass (or that much wall time and a margin)."""
+        target = len(self.samples) + round(seconds)
+        deadline = time.monotonic() + seconds * 1.5 + 5.0
+        while len(self.samples) < target and time.monotonic() < deadline:
+            await self.next_sample(timeout=max(0.1, deadline - time.monotonic()))
+        self.check_alive()
+
+    async def wait_live(self, timeout: float) -> None:
+        """Wait until every session and every book is live; raise :class:`LoadtestError`."""
+        deadline = time.monotonic() + timeout
+        while self.last_engine is None or not self.last_engine.live:
+            if time.monotonic() > deadline:
+                raise LoadtestError(
+                    f"the engine was not live and synced within {timeout:.0f} s of its start"
+                )
+            await self.next_sample(timeout=max(0.1, deadline - time.monotonic()))
+
+    async def _ask(
+        self, key: str, child: _Child | None, command: msgspec.Struct, timeout: float
+    ) -> SimIds | EngineAccount:
+        assert child is not None
+        future: asyncio.Future[SimIds | EngineAccount] = asyncio.get_running_loop().create_future()
+        self._replies[key] = future
+        await child.send(command)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self.check_alive()
+            raise LoadtestError(f"the {child.name} did not answer {key!r} in {timeout:.0f} s") from None
+
+    async def pause_market(self) -> SimIds:
+        """Stop the simulated market (all it produced is sent); return its trade id ranges."""
+        ids = await self._ask("ids", self._sim, SimCommand(cmd="pause"), 30.0)
+        assert isinstance(ids, SimIds)
+        return ids
+
+    async def account(self) -> EngineAccount:
+        """Return the engine's per-symbol trade accounting now."""
+        account = await self._ask("account", self._engine, EngineCommand(cmd="account"), 30.0)
+        assert isinstance(account, EngineAccount)
+        return account

@@ -1,0 +1,186 @@
+"""The stress profile: ramp the delivered rate until an SLO breaks or the backlog grows.
+
+Each step asks for a rate, lets ``settle`` seconds pass (the rate controller
+converges, queues fill), then measures. A step passes when the engine took
+≥ 95 % of the asked rate, the latency SLOs held, nobody was disconnected and
+the engine's backlog (backlog − the simulator's own lag) did not grow. When
+the *simulator* could not send the asked rate (it lagged or its core was
+full) while the engine kept up, the search ends there and says so: the
+figure is then a floor for the engine, not its limit.
+"""
+
+from __future__ import annotations
+
+from tickhawk.loadtest.control import StressSearch
+from tickhawk.loadtest.profiles import Options, Outcome, figures_of, warm_up, window_summary
+from tickhawk.loadtest.profiles import make_rig as _make_rig
+from tickhawk.loadtest.report import StressResult, StressStep
+from tickhawk.loadtest.rig import Rig
+from tickhawk.loadtest.samples import Window, least_squares_slope
+from tickhawk.loadtest.slo import Figures, Targets
+
+__all__ = ["judge_step", "stress"]
+
+_SETTLE_S = 3.0
+_BACKLOG_LIMIT_MS = 1_000.0  # past this the engine is a second behind: not sustainable
+_BACKLOG_GROWING_MS = 100.0  # a growing backlog counts once it is this large...
+_BACKLOG_SLOPE_MS_S = 5.0  # ...and still growing this fast
+
+
+def judge_step(window: Window, asked: float, targets: Targets) -> StressStep:
+    """Return the verdict of one measured step (pure: tests feed it synthetic samples)."""
+    samples = window.samples
+    delivered = window.mean("delivered") or 0.0
+    sent = window.mean("sent") or 0.0
+    engine_backlog = [
+        (s.t, max(0.0, s.backlog_ms - s.sim_lag_ms)) for s in samples if s.backlog_ms is not None
+    ]
+    backlog_max = max((ms for _, ms in engine_backlog), default=None)
+    slope = least_squares_slope(engine_backlog)
+    signal_p99 = window.signal.percentile(99)
+    ws_p99 = window.state.percentile(99)
+    drops = window.total("drops") + window.total("reconnects")
+    sim_cpu = window.mean("sim_cpu_pct") or 0.0
+    sim_lag = window.peak("sim_lag_ms") or 0.0
+    reasons: list[str] = []
+    if drops:
+        reasons.append(f"{drops} disconnects")
+    if signal_p99 is not None and signal_p99 >= targets.signal_p99_ms * 1_000:
+        reasons.append(f"signal p99 {signal_p99 / 1_000:.1f} ms")
+    if ws_p99 is not None and ws_p99 >= targets.ws_p99_ms * 1_000:
+        reasons.append(f"WebSocket handling p99 {ws_p99 / 1_000:.1f} ms")
+    if backlog_max is not None and backlog_max >= _BACKLOG_LIMIT_MS:
+        reasons.append(f"backlog {backlog_max:,.0f} ms")
+    elif (
+        backlog_max is not None
+        and backlog_max >= _BACKLOG_GROWING_MS
+        and slope is not None
+        and slope > _BACKLOG_SLOPE_MS_S
+    ):
+        reasons.append(f"backlog growing {slope:.0f} ms/s")
+    engine_ok = not reasons
+    if delivered < 0.95 * asked:
+        sim_short = sent < 0.95 * asked
+        sim_busy = sim_lag > 250 or sim_cpu > 90.0
+        if engine_ok and sim_short and sim_busy:
+            verdict = "sim_limit"
+            reasons.append(
+                f"the simulator sent {sent:,.0f} of {asked:,.0f} msg/s "
+                f"(lag {sim_lag:,.0f} ms, CPU {sim_cpu:.0f} %)"
+            )
+        else:
+            reasons.append(f"delivered {delivered:,.0f} of {asked:,.0f} msg/s")
+            verdict = "fail"
+    else:
+        verdict = "pass" if engine_ok else "fail"
+    return StressStep(
+        asked=round(asked, 1),
+        delivered=round(delivered, 1),
+        sent=round(sent, 1),
+        signal_p99_us=signal_p99,
+        ws_p99_us=ws_p99,
+        backlog_max_ms=round(backlog_max, 2) if backlog_max is not None else None,
+        backlog_slope_ms_s=round(slope, 3) if slope is not None else None,
+        cpu_pct=round(window.mean("cpu_pct") or 0.0, 1),
+        sim_cpu_pct=round(sim_cpu, 1),
+        sim_lag_ms=sim_lag,
+        drops=drops,
+        verdict=verdict,
+        reasons=reasons,
+    )
+
+
+async def _recover(rig: Rig, base: float) -> None:
+    """After a failed step: back to the base rate until live with a small backlog (≤ 60 s)."""
+    rig.phase = "recover"
+    await rig.set_rate(base)
+    for _ in range(60):
+        await rig.run_for(1)
+        last = rig.samples[-1] if rig.samples else None
+        engine = rig.last_engine
+        if (
+            last is not None
+            and engine is not None
+            and engine.live
+            and (last.backlog_ms or 0.0) < _BACKLOG_GROWING_MS
+        ):
+            return
+
+
+async def stress(options: Options) -> Outcome:
+    """Find the highest delivered rate the engine sustains over loopback."""
+    search = StressSearch(options.rate, max_rate=options.max_rate)
+    steps: list[StressStep] = []
+    windows: dict[float, Window] = {}
+    measure = max(2.0, options.step - _SETTLE_S)
+    async with _make_rig(options) as rig:
+        await warm_up(rig, options)
+        while (rate := search.next_rate()) is not None:
+            options.note(f"stress: step at {rate:,.0f} msg/s")
+            rig.phase = f"step {rate:,.0f}"
+            await rig.set_rate(rate)
+            await rig.run_for(_SETTLE_S)
+            start = len(rig.samples)
+            await rig.run_for(measure)
+            window = rig.log.window(start)
+            step = judge_step(window, rate, options.targets)
+            steps.append(step)
+            if step.verdict == "pass":
+                windows[rate] = window
+            search.record(rate, step.verdict)
+            if step.verdict != "pass" and search.next_rate() is not None:
+                await _recover(rig, options.rate)
+        cores = rig.cores
+        samples = rig.samples
+    best = search.best
+    best_step = max(
+        (s for s in steps if s.verdict == "pass" and s.asked == round(best or -1, 1)),
+        key=lambda s: s.delivered,
+        default=None,
+    )
+    if search.sim_limited:
+        limit = "the simulator (the engine kept up: its limit is higher)"
+    elif search.failed is None:
+        limit = f"the --max-rate of {options.max_rate:,.0f} msg/s"
+    else:
+        failed = [s for s in steps if s.verdict == "fail"]
+        limit = "the engine: " + "; ".join(failed[-1].reasons) if failed else "the engine"
+    result = StressResult(
+        max_sustainable_msgs=best_step.delivered if best_step is not None else None,
+        max_asked_msgs=best,
+        limit=limit,
+        sim_limited=search.sim_limited,
+        steps=steps,
+    )
+    if best is not None:
+        window = windows[best]
+        base = figures_of(window, best, cpu=False)
+        summary = window_summary(window)
+    else:
+        window = None
+        base = Figures(
+            rss_peak_mb=max((s.rss_mb for s in samples), default=None),
+            cpu_mean_pct=None,
+            signal_p99_us=None,
+            ws_p99_us=None,
+            delivered_mean=0.0,
+            asked=options.rate,
+        )
+        summary = {}
+    figures = Figures(
+        rss_peak_mb=max((s.rss_mb for s in samples), default=None),
+        cpu_mean_pct=None,
+        signal_p99_us=base.signal_p99_us,
+        ws_p99_us=base.ws_p99_us,
+        delivered_mean=result.max_sustainable_msgs or 0.0,
+        asked=max(options.rate, best or 0.0),
+        cpu_note="n/a: stress fills the engine's core on purpose (see steady)",
+    )
+    summary.update(
+        max_sustainable_msgs=result.max_sustainable_msgs,
+        max_asked_msgs=best,
+        limit=limit,
+        sim_limited=search.sim_limited,
+        steps=len(steps),
+    )
+    return Outcome(samples=samples, figures=figures, summary=summary, cores=cores, result=result)

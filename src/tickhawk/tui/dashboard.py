@@ -1,0 +1,290 @@
+"""The live terminal dashboard: a textual app on the engine's own event loop.
+
+The engine's hot path runs in picows frame callbacks on the same loop, so the
+dashboard costs it only what it does between frames: at a bounded rate
+(``refresh_per_s``, 2 by default) it takes one :class:`Snapshot` and the recent
+signals, and redraws. Nothing of it runs per message. ``p`` stops even that;
+``q`` (or Ctrl-C) stops the engine the way SIGINT does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Sparkline, Static
+
+from tickhawk.metrics.snapshot import STAGES, Snapshot
+from tickhawk.model import Signal
+from tickhawk.tui.logs import LogBuffer, captured_logs
+from tickhawk.tui.panels import (
+    Activity,
+    History,
+    alerts_text,
+    connection_rows,
+    resources_text,
+    signal_rows,
+    stage_rows,
+    summary_text,
+    symbol_rows,
+)
+
+if TYPE_CHECKING:
+    from tickhawk.app.live import LiveApp
+
+__all__ = ["Dashboard", "DashboardView", "Source"]
+
+_log = logging.getLogger("tickhawk.tui")
+
+#: (label, width) of each table's columns.
+_SYMBOL_COLUMNS = (
+    ("symbol", 12),
+    ("price", 11),
+    ("spread bps", 10),
+    ("book", 11),
+    ("trades", 10),
+    ("trades/s", 8),
+    ("last signal", 18),
+)
+_SIGNAL_COLUMNS = (
+    ("time", 8),
+    ("symbol", 11),
+    ("strategy", 8),
+    ("side", 7),
+    ("score", 5),
+    ("price", 9),
+    ("µs", 5),
+)
+_STAGE_COLUMNS = (
+    ("stage", 18),
+    ("count", 9),
+    ("p50 µs", 6),
+    ("p90 µs", 6),
+    ("p99 µs", 6),
+    ("p99.9 µs", 8),
+    ("max µs", 6),
+    ("p99 trend", 16),
+)
+_CONNECTION_COLUMNS = (
+    ("connection", 31),
+    ("state", 10),
+    ("streams", 7),
+    ("reconnects", 10),
+    ("frames", 11),
+    ("MB", 7),
+    ("ping ms", 7),
+    ("errors", 6),
+)
+
+
+class Source(Protocol):
+    """What the dashboard reads: a running :class:`~tickhawk.app.live.LiveApp`."""
+
+    @property
+    def recent_signals(self) -> Sequence[Signal]: ...
+
+    def snapshot(self, *, symbols: bool = False) -> Snapshot: ...
+
+    def stop(self) -> None: ...
+
+
+class Dashboard(App[None]):
+    """Panels for symbols, signals, stage latencies, throughput, resources, connections, alerts."""
+
+    TITLE = "tickhawk"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "stop", "quit"),
+        Binding("p", "pause", "pause / resume"),
+        # The terminal is raw while the dashboard runs: Ctrl-C is a key, not SIGINT.
+        Binding("ctrl+c", "stop", "quit", show=False, priority=True),
+    ]
+    CSS = """
+    #summary { height: 1; padding: 0 1; }
+    .panel { border: round $primary 60%; border-title-color: $accent; }
+    Horizontal > DataTable, Horizontal > Static, Horizontal > Vertical { height: 100%; }
+    #top { height: 1fr; min-height: 8; }
+    #symbols { width: 1fr; }
+    #signals { width: 68; }
+    #stages { width: 95; }
+    #side { width: 1fr; }
+    #throughput-box { height: 4; }
+    #resources { height: 1fr; }
+    #bottom { height: 7; }
+    #connections { width: 2fr; }
+    #throughput-label, #throughput, #resources, #alerts { padding: 0 1; }
+    #alerts { width: 1fr; }
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        refresh_per_s: float = 2.0,
+        logs: LogBuffer | None = None,
+        task_factory: object = None,
+    ) -> None:
+        super().__init__()
+        if not refresh_per_s > 0:
+            raise ValueError("refresh_per_s must be positive")
+        self.source = source
+        self.refresh_per_s = refresh_per_s
+        self.logs = logs
+        self.history = History()
+        self.activity = Activity()
+        self.paused = False
+        self.refreshes = 0
+        self._task_factory = task_factory
+        self._timer: Timer | None = None
+        self._rate = 0.0
+        self._last: Snapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        """Lay out the panels."""
+        yield Static(id="summary")
+        with Horizontal(id="top"):
+            yield DataTable(id="symbols", classes="panel")
+            yield DataTable(id="signals", classes="panel")
+        with Horizontal(id="middle"):
+            yield DataTable(id="stages", classes="panel")
+            with Vertical(id="side"):
+                with Vertical(id="throughput-box", classes="panel"):
+                    yield Static(id="throughput-label")
+                    yield Sparkline([], id="throughput")
+                yield Static(id="resources", classes="panel")
+        with Horizontal(id="bottom"):
+            yield DataTable(id="connections", classes="panel")
+            yield Static(id="alerts", classes="panel")
+        yield Footer()
+
+    def on_load(self) -> None:
+        # textual ≥ 3.12 switches the running loop to eager tasks; the loop is the
+        # engine's, so put back what the engine runs with.
+        if self._task_factory is not None or hasattr(asyncio, "eager_task_factory"):
+            asyncio.get_running_loop().set_task_factory(self._task_factory)  # type: ignore[arg-type]
+
+    def on_mount(self) -> None:
+        """Set up the tables and start the refresh timer."""
+        for table_id, columns, title in (
+            ("#symbols", _SYMBOL_COLUMNS, "symbols"),
+            ("#signals", _SIGNAL_COLUMNS, "signals"),
+            ("#stages", _STAGE_COLUMNS, "latency per stage"),
+            ("#connections", _CONNECTION_COLUMNS, "connections"),
+        ):
+            table = self.query_one(table_id, DataTable)
+            table.cursor_type = "none"
+            table.zebra_stripes = True
+            table.border_title = title
+            for label, width in columns:
+                table.add_column(label, width=width, key=label)
+        self.query_one("#throughput-box").border_title = "throughput"
+        # one row per pipeline stage, whatever the engine measures
+        self.query_one("#middle").styles.height = len(STAGES) + 3
+        self.query_one("#resources").border_title = "resources"
+        self.query_one("#alerts").border_title = "alerts"
+        self.refresh_panels()
+        self._timer = self.set_interval(1.0 / self.refresh_per_s, self.refresh_panels)
+
+    def refresh_panels(self) -> None:
+        """Read one snapshot and the recent signals, and redraw (unless paused)."""
+        if self.paused:
+            return
+        self.show(self.source.snapshot(symbols=True), self.source.recent_signals)
+
+    def show(self, snapshot: Snapshot, signals: Sequence[Signal]) -> None:
+        """Redraw every panel from ``snapshot`` and ``signals``."""
+        self.refreshes += 1
+        self._last = snapshot
+        self._rate = self.history.add(snapshot)
+        trade_rate = self.history.trade_rates[-1] if self.history.trade_rates else 0.0
+        self.activity.update(snapshot)
+        self._show_summary()
+        symbols = self.query_one("#symbols", DataTable)
+        shown = self.activity.top(snapshot.symbols, max(5, symbols.size.height - 1))
+        total = len(snapshot.symbols)
+        symbols.border_title = (
+            f"symbols · {total:,}"
+            if len(shown) == total
+            else f"symbols · top {len(shown)} of {total:,} by trades/s"
+        )
+        _fill(symbols, symbol_rows(shown, self.activity))
+        feed = self.query_one("#signals", DataTable)
+        feed.border_title = f"signals · {snapshot.signals:,}"
+        _fill(feed, signal_rows(signals, max(5, feed.size.height - 1)))
+        _fill(self.query_one("#stages", DataTable), stage_rows(snapshot.stages, self.history))
+        self.query_one("#throughput-label", Static).update(
+            Text.assemble(
+                (f"{self._rate:,.0f} msg/s", "bold"),
+                f"  peak {max(self.history.rates, default=0.0):,.0f}"
+                f"  trades {trade_rate:,.0f}/s",
+            )
+        )
+        self.query_one("#throughput", Sparkline).data = list(self.history.rates)
+        self.query_one("#resources", Static).update(resources_text(snapshot))
+        connections = self.query_one("#connections", DataTable)
+        _fill(connections, connection_rows(snapshot))
+        alerts = self.query_one("#alerts", Static)
+        alerts.border_title = f"alerts · {len(snapshot.alerts)} firing"
+        log_lines = self.logs.lines(3) if self.logs is not None else []
+        alerts.update(alerts_text(snapshot.alerts, log_lines, now=time.time()))
+
+    def _show_summary(self) -> None:
+        if self._last is not None:
+            self.query_one("#summary", Static).update(
+                summary_text(self._last, self._rate, paused=self.paused)
+            )
+
+    def action_stop(self) -> None:
+        """Stop the engine and leave the dashboard."""
+        self.source.stop()
+        self.exit()
+
+    def action_pause(self) -> None:
+        """Stop or resume redrawing (the engine runs on either way)."""
+        self.paused = not self.paused
+        self._show_summary()
+        if not self.paused:
+            self.refresh_panels()
+
+
+def _fill(table: DataTable[object], rows: list[tuple[object, ...]]) -> None:
+    table.clear()
+    table.add_rows(rows)
+
+
+class DashboardView:
+    """Run the dashboard as a live app's view (:class:`tickhawk.app.view.StatusView`)."""
+
+    def __init__(
+        self,
+        refresh_per_s: float = 2.0,
+        *,
+        headless: bool = False,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        self.refresh_per_s = refresh_per_s
+        self.headless = headless
+        self.size = size
+        self.dashboard: Dashboard | None = None
+
+    async def run(self, app: LiveApp) -> None:
+        """Show the dashboard until the app stops, or stop the app when the user quits."""
+        factory = asyncio.get_running_loop().get_task_factory()
+        with captured_logs() as logs:
+            dashboard = self.dashboard = Dashboard(
+                app, refresh_per_s=self.refresh_per_s, logs=logs, task_factory=factory
+            )
+            # When the app stops first it cancels this task; textual then leaves
+            # application mode, restores the terminal and returns here.
+            await dashboard.run_async(headless=self.headless, size=self.size)
+        if dashboard.return_code:
+            _log.error("the dashboard stopped on an error (above); stopping the engine")
+        app.stop()
