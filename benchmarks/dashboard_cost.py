@@ -42,6 +42,7 @@ from pathlib import Path
 
 import psutil
 import yaml
+
 from loopback import config_text, start_sim, symbol_names
 
 VARIANTS = ("plain", "dashboard")
@@ -116,7 +117,9 @@ def run_once(variant: str, args: argparse.Namespace, size: tuple[int, int]) -> d
     text = _ESCAPE.sub("", output.decode(errors="replace"))
     match = _SUMMARY.search(text)
     if engine.returncode != 0 or match is None:
-        raise SystemExit(f"{variant}: the engine failed (exit {engine.returncode}):\n{text[-2000:]}")
+        raise SystemExit(
+            f"{variant}: the engine failed (exit {engine.returncode}):\n{text[-2000:]}"
+        )
     return {
         "engine_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
         "delivered_msgs_per_s": float(match.group(1).replace(",", "")),
@@ -207,9 +210,7 @@ def main() -> None:
         ("latency_p50_us", "receive→signal p50 µs", ".1f"),
         ("latency_p99_us", "receive→signal p99 µs", ".1f"),
     ):
-        print(
-            f"  {label:<24}{median['plain'][key]:>12{unit}}{median['dashboard'][key]:>12{unit}}"
-        )
+        print(f"  {label:<24}{median['plain'][key]:>12{unit}}{median['dashboard'][key]:>12{unit}}")
     print(f"  dashboard − plain CPU   {extra:>+12.2f} percentage points of one core")
 
 

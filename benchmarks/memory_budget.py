@@ -1,12 +1,13 @@
 """The memory budget's estimate against real engines filled to capacity.
 
-    python benchmarks/memory_budget.py [--symbols 50,1000] [--runs 3] [--config FILE] [--json]
+    python benchmarks/memory_budget.py [--symbols 50,1000] [--runs 3] [--config FILE|lean] [--json]
     python benchmarks/memory_budget.py --calibrate       # re-measure budget.py's constants
 
 For each symbol count, a fresh interpreter imports what ``tickhawk run``
 imports, reads its RSS, builds an engine from the configuration (default: the
 1-second preset of ``tickhawk demo`` on trade + bookTicker + depth@100ms) and
-fills everything the configuration bounds: every trade ring slot, every bar
+fills everything the configuration bounds (``--config lean``: the sizes that keep
+1,000 symbols under 256 MB, below): every trade ring slot, every bar
 history (distinct Bars), every book side to ``max_levels`` + 10 % slack with
 its ordered near keys full, every indicator stream open, every feature window
 full. It prints the estimate of :mod:`tickhawk.budget` beside the measured RSS
@@ -34,6 +35,12 @@ import psutil
 
 MB = 1 << 20
 STREAMS = ["trade", "bookTicker", "depth@100ms"]
+#: A configuration for many symbols: 1 m bars only, shorter rings, books and histories.
+LEAN: dict[str, Any] = {
+    "venue": {"streams": STREAMS},
+    "engine": {"intervals": ["1m"], "trade_capacity": 1024, "bar_history": 120},
+    "book": {"max_levels": 200, "snapshot_limit": 100},
+}
 
 
 def rss() -> int:
@@ -50,10 +57,13 @@ def load_config(path: str | None, symbols: int) -> Any:
     import msgspec
 
     from tickhawk.config import load_config as read
+    from tickhawk.config import parse_config
     from tickhawk.presets import fast_config
 
     if path is None:
         config = fast_config(names(symbols), STREAMS)
+    elif path == "lean":
+        config = parse_config({**LEAN, "venue": {**LEAN["venue"], "symbols": names(symbols)}})
     else:
         config = read(path)
         venue = msgspec.structs.replace(config.venue, symbols=names(symbols))
@@ -191,7 +201,9 @@ def item_cost(what: str, n: int) -> float:
         return (rss() - before - tables - near) / (2 * books * levels)
     if what.startswith("indicators:"):
         specs = [parse_spec(s) for s in what.split(":", 1)[1].split(";")]
-        bars = [Bar("X", "1m", i, 100.0 + i % 7, 102.0 + i % 5, 98.0, 100.5, 5.0, 9) for i in range(300)]
+        bars = [
+            Bar("X", "1m", i, 100.0 + i % 7, 102.0 + i % 5, 98.0, 100.5, 5.0, 9) for i in range(300)
+        ]
         before = rss()
         for _ in range(n):
             indicator_set = IndicatorSet(specs)

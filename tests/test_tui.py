@@ -17,8 +17,9 @@ import sys
 import time
 from collections.abc import Callable
 
+import pytest
 from textual import events
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from tickhawk.app.live import LiveApp
 from tickhawk.metrics.snapshot import (
@@ -34,6 +35,7 @@ from tickhawk.presets import fast_config
 from tickhawk.sim import SimConfig, Simulator
 from tickhawk.tui import Dashboard, DashboardView
 from tickhawk.tui.panels import Activity, spark
+from tickhawk.tui.table import Column, TextTable, render_table
 
 STREAMS = ["trade", "bookTicker", "depth@100ms"]
 
@@ -46,17 +48,12 @@ async def poll(condition: Callable[[], bool], timeout: float, what: str) -> None
         await asyncio.sleep(0.05)
 
 
-def column(table: DataTable[object], index: int) -> list[str]:
-    return [str(table.get_row_at(row)[index]) for row in range(table.row_count)]
-
-
 def text_of(static: Static) -> str:
     return str(static.content)
 
 
-def rows_by_stage(table: DataTable[object]) -> dict[str, list[str]]:
-    rows = (table.get_row_at(i) for i in range(table.row_count))
-    return {str(row[0]): [str(cell) for cell in row] for row in rows}
+def rows_by_stage(table: TextTable) -> dict[str, list[str]]:
+    return {str(row[0]): [str(cell) for cell in row] for row in table.rows}
 
 
 def test_dashboard_shows_the_running_engine_and_q_stops_it() -> None:
@@ -70,22 +67,27 @@ def test_dashboard_shows_the_running_engine_and_q_stops_it() -> None:
             await app.wait_live(30)
             dashboard = Dashboard(app, refresh_per_s=4.0)
             async with dashboard.run_test(size=(170, 48)) as pilot:
-                symbols = dashboard.query_one("#symbols", DataTable)
-                feed = dashboard.query_one("#signals", DataTable)
-                stages = dashboard.query_one("#stages", DataTable)
+                symbols = dashboard.query_one("#symbols", TextTable)
+                feed = dashboard.query_one("#signals", TextTable)
+                stages = dashboard.query_one("#stages", TextTable)
                 await poll(
-                    lambda: symbols.row_count == 6
-                    and "…" not in column(symbols, 1)
-                    and set(column(symbols, 3)) == {"live"},
+                    lambda: (
+                        symbols.row_count == 6
+                        and "…" not in symbols.column(1)
+                        and set(symbols.column(3)) == {"live"}
+                    ),
                     20,
                     "every symbol priced with a live book",
                 )
-                assert sorted(column(symbols, 0)) == sorted(sim.symbols)
-                assert all(float(spread) > 0 for spread in column(symbols, 2))
+                assert sorted(symbols.column(0)) == sorted(sim.symbols)
+                drawn = symbols.text().splitlines()  # what the panel draws
+                assert drawn[0].split()[:3] == ["symbol", "price", "spread"]
+                assert sorted(line.split()[0] for line in drawn[1:]) == sorted(sim.symbols)
+                assert all(float(spread) > 0 for spread in symbols.column(2))
                 await poll(lambda: feed.row_count >= 2, 20, "signals in the feed")
-                assert set(column(feed, 1)) <= set(sim.symbols)
-                assert set(column(feed, 3)) <= {"▲ long", "▼ short"}
-                assert all(float(us.replace(",", "")) > 0 for us in column(feed, 6))
+                assert set(feed.column(1)) <= set(sim.symbols)
+                assert set(feed.column(3)) <= {"▲ long", "▼ short"}
+                assert all(float(us.replace(",", "")) > 0 for us in feed.column(6))
                 rows = rows_by_stage(stages)
                 assert list(rows) == list(STAGES)
                 p50, p99 = (float(rows["recv_to_signal"][i].replace(",", "")) for i in (2, 4))
@@ -93,9 +95,9 @@ def test_dashboard_shows_the_running_engine_and_q_stops_it() -> None:
                 await poll(lambda: len(dashboard.history.rates) >= 3, 10, "rate samples")
                 assert dashboard.query_one("#throughput", Sparkline).data
                 assert max(dashboard.history.rates) > 500  # the simulator sends ~3,000/s
-                connections = dashboard.query_one("#connections", DataTable)
-                assert column(connections, 1) == ["live"]
-                assert int(column(connections, 4)[0].replace(",", "")) > 1000  # frames
+                connections = dashboard.query_one("#connections", TextTable)
+                assert connections.column(1) == ["live"]
+                assert int(connections.column(4)[0].replace(",", "")) > 1000  # frames
                 header = text_of(dashboard.query_one("#summary", Static))
                 assert "msg/s" in header and "books 6/6 live" in header
 
@@ -127,18 +129,20 @@ def test_alerts_resources_and_unmeasured_values_render() -> None:
             await pilot.press("p")  # draw only what the test shows
             alerts = dashboard.query_one("#alerts", Static)
             resources = dashboard.query_one("#resources", Static)
-            stages = dashboard.query_one("#stages", DataTable)
+            stages = dashboard.query_one("#stages", TextTable)
             assert "no alerts firing" in text_of(alerts)
             assert "cpu …" in text_of(resources)
             assert list(rows_by_stage(stages)) == list(STAGES)
-            assert set(column(stages, 2)) == {"…"}
+            assert set(stages.column(2)) == {"…"}
 
             now = time.time()
             snapshot = Snapshot(
                 ts=now,
                 uptime_s=30.0,
                 messages=300_000,
-                stages={"recv_to_decoded": StageStats(count=9, p50_us=1.5, p99_us=4.25)},
+                stages={
+                    "recv_to_decoded": StageStats(count=9, p50_us=1.5, p90_us=3.0, p99_us=4.25)
+                },
                 resources=Resources(
                     cpu_pct=4.5, rss_mb=81.2, gc_collections=[120, 10, 1], loop_lag_ms=0.4
                 ),
@@ -166,12 +170,12 @@ def test_alerts_resources_and_unmeasured_values_render() -> None:
             res = text_of(resources)
             assert "4.5 % of a core" in res and "81.2 MB" in res and "120/10/1" in res
             rows = rows_by_stage(stages)
-            assert rows["recv_to_decoded"][1:5] == ["9", "1.5", "…", "4.2"]
+            assert rows["recv_to_decoded"][1:5] == ["9", "1.5", "3.0", "4.2"]
             assert rows["recv_to_signal"][2] == "…"  # nothing measured
-            connections = dashboard.query_one("#connections", DataTable)
-            assert column(connections, 1) == ["backoff"] and column(connections, 6) == ["…"]
-            symbols = dashboard.query_one("#symbols", DataTable)
-            assert column(symbols, 1) == ["60000.5"] and column(symbols, 3) == ["-"]
+            connections = dashboard.query_one("#connections", TextTable)
+            assert connections.column(1) == ["backoff"] and connections.column(6) == ["…"]
+            symbols = dashboard.query_one("#symbols", TextTable)
+            assert symbols.column(1) == ["60000.5"] and symbols.column(3) == ["-"]
             # the screen really shows it (what a user sees, not only widget state)
             assert "latency_p99" in dashboard.export_screenshot()
 
@@ -188,6 +192,12 @@ def test_many_symbols_show_the_busiest_with_a_count() -> None:
     assert len(top) == 5 and all(r.trades == 96 for r in top)  # the busiest, not the first
     assert [r.symbol for r in activity.top(busy[:3], 5)] == ["S0000", "S0001", "S0002"]
     assert spark([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█" and spark([5, 5]) == "▁▁"
+
+
+def test_text_table_aligns_pads_and_cuts_cells() -> None:
+    columns: tuple[Column, ...] = (("name", 6, "<"), ("n", 5, ">"))
+    lines = render_table(columns, [("BTCUSDT", "1,234"), ("ETH", "7")])
+    assert lines == ["name        n", "BTCUS…  1,234", "ETH         7"]
 
 
 def test_view_stops_with_the_app_and_its_quit_key_stops_the_app() -> None:
@@ -257,12 +267,13 @@ def _finish(child: subprocess.Popen[bytes], master: int, seen: bytearray) -> str
     return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", seen.decode(errors="replace"))
 
 
-def test_demo_on_a_terminal_quits_on_q_and_prints_the_summary() -> None:
+@pytest.mark.parametrize("key", [b"q", b"\x03"], ids=["q", "ctrl-c"])
+def test_demo_on_a_terminal_quits_on_a_key_and_prints_the_summary(key: bytes) -> None:
     child, master = _demo_on_a_terminal()
     seen = bytearray()
     _read_until(master, b"latency per stage", 30, seen)  # the dashboard is up
     _read_until(master, b"signals \xc2\xb7 ", 30, seen)
-    os.write(master, b"q")
+    os.write(master, key)
     text = _finish(child, master, seen)
     assert child.returncode == 0
     # alternate screen left, then the summary on the normal screen

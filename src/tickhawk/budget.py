@@ -153,7 +153,9 @@ class Estimate(NamedTuple):
         need = math.ceil(self.total_mb)
         if not hints:
             return f"{head}: raise resources.memory_budget_mb to at least {need:,}"
-        return f"{head}: lower {' or '.join(hints)}, or raise resources.memory_budget_mb to {need:,}"
+        return (
+            f"{head}: lower {' or '.join(hints)}, or raise resources.memory_budget_mb to {need:,}"
+        )
 
     def symbols_that_fit(self) -> int:
         """Return how many symbols of this configuration fit the budget (0: none)."""
@@ -176,7 +178,7 @@ def _nice_values(below: int) -> list[int]:
 
 
 def _lowered(part: Part, over: int) -> int:
-    """Return the largest round value of ``part``'s setting saving ``over`` bytes (or its minimum)."""
+    """Return the largest round value of ``part``'s setting saving ``over`` (else its minimum)."""
     assert part.cost is not None
     for value in _nice_values(part.value):
         if value >= part.minimum and part.bytes - part.cost(value) >= over:
@@ -190,6 +192,8 @@ def dict_table_bytes(entries: int) -> int:
     Mirrors CPython 3.11's growth (a full table is rebuilt at the next power of
     two ≥ 3 × used), computed rather than built so a huge setting costs nothing.
     """
+    if entries <= 0:
+        return 64  # an empty dict shares the empty keys table
     size, usable = 8, 5
     while usable < entries:
         size = 8

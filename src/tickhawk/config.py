@@ -323,9 +323,18 @@ def parse_config(data: dict[str, Any]) -> Config:
     """Build and validate a :class:`Config` from plain data (a parsed file)."""
     try:
         config = msgspec.convert(data, Config)
+        return _check(config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_readable(str(exc))) from None
-    return _check(config)
+        raise ConfigError(_one_line(_readable(str(exc)))) from None
+    except ConfigError as exc:
+        if "\n" not in str(exc) and "\r" not in str(exc):
+            raise
+        raise ConfigError(_one_line(str(exc))) from None
+
+
+def _one_line(message: str) -> str:
+    """Escape line breaks (a key from the file may hold one): an error is one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 _CHOICES = {"venue.market": "spot, usdm", "venue.name": "binance"}

@@ -78,7 +78,9 @@ class ResourceControl:
         if not cores:
             return
         if not hasattr(os, "sched_setaffinity"):
-            raise ConfigError("resources.cpu_affinity: CPU pinning is not supported here; remove it")
+            raise ConfigError(
+                "resources.cpu_affinity: CPU pinning is not supported here; remove it"
+            )
         allowed = allowed_cores()
         missing = sorted(set(cores) - allowed)
         if missing:
@@ -101,9 +103,9 @@ class ResourceControl:
             raise
         if config.gc_thresholds:
             self._previous_thresholds = gc.get_threshold()
-            thresholds = list(config.gc_thresholds) + list(gc.get_threshold())[
-                len(config.gc_thresholds) :
-            ]
+            thresholds = (
+                list(config.gc_thresholds) + list(gc.get_threshold())[len(config.gc_thresholds) :]
+            )
             gc.set_threshold(*thresholds)
             self.applied.append(f"gc_thresholds: {tuple(gc.get_threshold())}")
         if self.applied:

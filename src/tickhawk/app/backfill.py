@@ -140,12 +140,13 @@ class TradeIdSource:
             except RestError as exc:
                 if exc.status not in _NOT_SERVED_STATUS and exc.code not in _NOT_SERVED_CODES:
                     raise
-                self.historical = False
-                _log.warning(
-                    "the venue does not serve historicalTrades (%s); back-filling from "
-                    "/trades, its last 1000 trades",
-                    exc,
-                )
+                if self.historical:  # once, though several symbols may learn it at once
+                    self.historical = False
+                    _log.warning(
+                        "the venue does not serve historicalTrades (%s); back-filling from "
+                        "/trades, its last 1000 trades",
+                        exc,
+                    )
             else:
                 return Page(self._trades(symbol, rows), len(rows) < limit)
         rows = await self.rest.recent_trades(symbol, limit=PAGE_LIMIT)
@@ -262,6 +263,7 @@ class Backfiller:
         assert self._group is not None
         job = _Job(state, held, cause)
         self._jobs[state.symbol] = job
+        _log.info("back-filling %s from id %d (%s)", state.symbol, state.last_trade_id + 1, cause)
         self.backfills += 1
         self._group.create_task(self._run(job))
 

@@ -159,8 +159,8 @@ class LiveApp:
             )
             if connected and self.books is not None:
                 self.books.on_connected(depth_symbols)
-            if connected and self.backfill is not None:
-                self.backfill.on_connected(trade_symbols)
+            if event.reason == Reason.RECONNECTED and self.backfill is not None:
+                self.backfill.on_connected(trade_symbols)  # what the drop lost
             live = event.state in (SessionState.LIVE.value, SessionState.ROTATING.value)
             self.recovery.on_state(number, live)  # after the books and backfills restarted
 

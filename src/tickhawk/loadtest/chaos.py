@@ -15,6 +15,7 @@ distinct ids than the market published from its first to its last.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -32,7 +33,7 @@ from tickhawk.loadtest.report import ChaosFault, ChaosResult
 from tickhawk.loadtest.rig import Rig
 from tickhawk.loadtest.samples import least_squares_slope
 from tickhawk.loadtest.slo import Figures
-from tickhawk.loadtest.wire import EngineAccount, Outage, SimIds
+from tickhawk.loadtest.wire import EngineAccount, SimIds
 
 __all__ = ["KINDS", "chaos", "fault_specs", "trades_lost"]
 
@@ -88,27 +89,39 @@ def trades_lost(ids: SimIds, account: EngineAccount) -> dict[str, int]:
 
 
 class _Fault:
-    def __init__(self, t: float, wall: float, kind: str, specs: list[str], rig: Rig) -> None:
-        self.record = ChaosFault(t=round(t, 3), kind=kind, specs=specs)
-        self.wall = wall
+    """A fault in flight: the counters before it, to judge it when the next one comes."""
+
+    def __init__(self, t: float, kind: str, specs: list[str], rig: Rig, live: bool) -> None:
+        self.record = ChaosFault(t=round(t, 3), kind=kind, specs=specs, engine_live=live)
         self.gaps_sim = _sim_gaps(rig)
         self.gaps_engine = rig.last_engine.book_gaps if rig.last_engine is not None else 0
+        self.outages = len(rig.outages)
+        self.resyncs = len(rig.resyncs)
 
-    def close(self, rig: Rig, outages: list[Outage], resyncs: int) -> ChaosFault:
+    def close(self, rig: Rig) -> ChaosFault:
         record = self.record
         record.gaps_injected = _sim_gaps(rig) - self.gaps_sim
-        detected = (rig.last_engine.book_gaps if rig.last_engine is not None else 0) - (
-            self.gaps_engine
-        )
-        record.gaps_detected = min(detected, record.gaps_injected)
+        engine_gaps = rig.last_engine.book_gaps if rig.last_engine is not None else 0
+        record.gaps_detected = min(engine_gaps - self.gaps_engine, record.gaps_injected)
+        outages = rig.outages[self.outages :]
         record.outages = len(outages)
-        record.recovery_s = max((o.recovered_s for o in outages), default=None)
-        record.resyncs = resyncs
+        record.recovery_s = max((o.seconds for o in outages), default=None)
+        record.resyncs = len(rig.resyncs) - self.resyncs
         return record
 
 
 def _sim_gaps(rig: Rig) -> int:
     return rig.last_sim.faults.get("gap", 0) if rig.last_sim is not None else 0
+
+
+async def _until_live(rig: Rig, timeout: float) -> bool:
+    """Wait until the engine is live and synced with no outage open; return whether it is."""
+    deadline = time.monotonic() + timeout
+    while rig.last_engine is None or not rig.last_engine.live:
+        if time.monotonic() > deadline:
+            return False
+        await rig.run_for(1)
+    return True
 
 
 async def _settle(rig: Rig, ids: SimIds) -> tuple[EngineAccount, bool]:
@@ -122,91 +135,96 @@ async def _settle(rig: Rig, ids: SimIds) -> tuple[EngineAccount, bool]:
             and held.missing == 0
             for symbol, (_, last) in ids.ranges.items()
         )
-        engine = rig.last_engine
-        if settled and engine is not None and engine.live:
+        if settled:
             return account, True
         if time.monotonic() > deadline:
             return account, False
         await rig.run_for(1)
 
 
-async def chaos(options: Options) -> Outcome:
-    """Run ``duration`` seconds of faults at a steady rate; account for every trade."""
+async def _inject_all(rig: Rig, options: Options) -> tuple[list[ChaosFault], float, float]:
+    """Inject faults for ``duration`` seconds; return them and the window's start and end."""
     rng = random.Random(options.seed)
+    busy = rig.symbols[: min(5, len(rig.symbols))]  # the busiest: a gap shows at once
     bag: list[str] = []
     faults: list[ChaosFault] = []
+    t0 = time.monotonic()
+    end = t0 + options.duration
+    pending: _Fault | None = None
+    next_at = t0 + options.fault_every * rng.uniform(0.5, 1.5)
+    while next_at < end:
+        await rig.run_for(min(1.0, max(0.0, next_at - time.monotonic())))
+        if time.monotonic() < next_at:
+            continue
+        # A gap in a book that is still syncing shows nothing to detect: let the last
+        # fault's recovery end first (bounded, so that a stuck engine is still faulted).
+        live = await _until_live(rig, min(15.0, max(0.0, end - time.monotonic())))
+        if pending is not None:
+            faults.append(pending.close(rig))
+        if not bag:
+            bag = list(KINDS)
+            rng.shuffle(bag)
+        kind = bag.pop()
+        specs = fault_specs(kind, rng.choice(busy))
+        t = time.monotonic() - rig.origin
+        pending = _Fault(t, kind, specs, rig, live)
+        options.note(f"chaos: {t:.0f} s {kind}{'' if live else ' (engine still recovering)'}")
+        for spec in specs:
+            await rig.fault(spec)
+        next_at = time.monotonic() + options.fault_every * rng.uniform(0.5, 1.5)
+    await rig.run_for(max(0.0, end - time.monotonic()))
+    t1 = time.monotonic()
+    await _until_live(rig, _SETTLE_S)  # the last fault's recovery, with the market running
+    if pending is not None:
+        faults.append(pending.close(rig))
+    return faults, t0, t1
+
+
+async def chaos(options: Options) -> Outcome:
+    """Run ``duration`` seconds of faults at a steady rate; account for every trade."""
     async with make_rig(options) as rig:
         await warm_up(rig, options)
-        busy = rig.symbols[: min(5, len(rig.symbols))]  # the busiest: gaps show at once
-        rig.phase = "chaos"
-        start = len(rig.samples)
-        live_before = rig.last_engine.live_s if rig.last_engine is not None else 0.0
-        t0 = time.monotonic()
-        end = t0 + options.duration
-        open_fault: _Fault | None = None
-        outages_seen = 0
-        resyncs_seen = 0
-        next_at = t0 + options.fault_every * rng.uniform(0.5, 1.5)
-        while time.monotonic() < end:
-            await rig.run_for(min(1.0, max(0.0, next_at - time.monotonic())))
-            if time.monotonic() < next_at or next_at >= end:
-                continue
-            if open_fault is not None:
-                faults.append(open_fault.close(rig, rig.outages[outages_seen:], _count(rig, resyncs_seen)))
-                outages_seen, resyncs_seen = len(rig.outages), len(rig.resyncs)
-            if not bag:
-                bag = list(KINDS)
-                rng.shuffle(bag)
-            kind = bag.pop()
-            specs = fault_specs(kind, rng.choice(busy))
-            t = time.monotonic() - rig.origin
-            open_fault = _Fault(t, time.time(), kind, specs, rig)
-            options.note(f"chaos: {t:.0f} s {kind}")
-            for spec in specs:
-                await rig.fault(spec)
-            next_at = time.monotonic() + options.fault_every * rng.uniform(0.5, 1.5)
-        t1 = time.monotonic()
-        live_after = rig.last_engine.live_s if rig.last_engine is not None else 0.0
+        start = rig.measure("chaos")
+        available_before = rig.last_engine.available_s if rig.last_engine is not None else 0.0
+        faults, t0, t1 = await _inject_all(rig, options)
+        available_after = rig.last_engine.available_s if rig.last_engine is not None else 0.0
         window = rig.log.window(start)
         rig.phase = "settle"
         ids = await rig.pause_market()
         account, settled = await _settle(rig, ids)
-        if open_fault is not None:
-            faults.append(open_fault.close(rig, rig.outages[outages_seen:], _count(rig, resyncs_seen)))
-        engine = rig.last_engine
         outages = list(rig.outages)
         resyncs = list(rig.resyncs)
         cores = rig.cores
         samples = rig.samples
+        elapsed = rig.samples[-1].t - rig.samples[start].t if len(rig.samples) > start else 0.0
     lost = trades_lost(ids, account)
-    own = [o.recovered_s for o in outages]
-    engine_recoveries = list(engine.recoveries_s) if engine is not None else []
-    recoveries, source = (engine_recoveries, "engine") if engine_recoveries else (own, "loadtest")
-    availability = (live_after - live_before) / max(t1 - t0, 1e-9)
+    recoveries = [o.seconds for o in outages]
+    # available_s counts until the last tick; the window ran from t0 to the settle's end.
+    availability = min(1.0, (available_after - available_before) / max(elapsed, t1 - t0, 1e-9))
+    judged = [f for f in faults if f.engine_live]
     gaps_injected = sum(f.gaps_injected for f in faults)
     gaps_detected = sum(f.gaps_detected for f in faults)
-    undetected = gaps_injected - gaps_detected
+    undetected = sum(f.gaps_injected - f.gaps_detected for f in judged)
     phases = {
         "reconnect": [o.reconnect_s for o in outages],
-        "books": [o.books_s - o.reconnect_s for o in outages],
-        "trades": [max(0.0, o.trades_s - o.books_s) for o in outages],
+        "books": [o.books_s for o in outages],
+        "backfill": [o.backfill_s for o in outages],
     }
     medians = {name: round(statistics.median(v), 4) for name, v in phases.items() if v}
-    dominant = max(medians, key=lambda name: medians[name]) if medians else "none (no outage)"
+    dominant = statistics.mode(o.dominated_by for o in outages) if outages else "none (no outage)"
     rss_slope = least_squares_slope([(s.t, s.rss_mb) for s in window.samples])
     result = ChaosResult(
         faults=faults,
         outages=outages,
         resyncs=resyncs,
-        recoveries_source=source,
-        recovery_p50_s=_quantile(recoveries, 0.5),
+        recovery_p50_s=_round(statistics.median(recoveries)) if recoveries else None,
         recovery_p90_s=_quantile(recoveries, 0.9),
-        recovery_max_s=max(recoveries, default=None),
+        recovery_max_s=_round(max(recoveries)) if recoveries else None,
         dominant_phase=dominant,
         phase_medians_s=medians,
         lost_by_symbol=lost,
         trades_unsettled=not settled,
-        rss_slope_mb_h=round(rss_slope * 3_600, 3) if rss_slope is not None else None,
+        rss_slope_mb_h=_round(rss_slope * 3_600) if rss_slope is not None else None,
     )
     base = figures_of(window, options.rate)
     figures = Figures(
@@ -228,18 +246,20 @@ async def chaos(options: Options) -> Outcome:
         faults=len(faults),
         outages=len(outages),
         recovery_p50_s=result.recovery_p50_s,
+        recovery_p90_s=result.recovery_p90_s,
         recovery_max_s=result.recovery_max_s,
         dominant_phase=dominant,
         availability=round(availability, 5),
         trades_lost=sum(lost.values()),
+        gaps_injected=gaps_injected,
+        gaps_detected=gaps_detected,
     )
-    trades_sent = sum(last - first + 1 for first, last in ids.ranges.values())
     outcome = Outcome(
         samples=samples, figures=figures, summary=summary, cores=cores, failures=failures
     )
     outcome.result = result
     outcome.extra = {
-        "trades_sent": trades_sent,
+        "trades_sent": sum(last - first + 1 for first, last in ids.ranges.values()),
         "trades_processed": sum(a.applied for a in account.symbols.values()),
         "trades_lost": sum(lost.values()),
         "gaps_injected": gaps_injected,
@@ -251,12 +271,13 @@ async def chaos(options: Options) -> Outcome:
     return outcome
 
 
-def _count(rig: Rig, seen: int) -> int:
-    return len(rig.resyncs) - seen
+def _round(value: float, digits: int = 4) -> float:
+    return round(value, digits)
 
 
 def _quantile(values: list[float], q: float) -> float | None:
+    """Return the ``q`` quantile (nearest rank)."""
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 4)

@@ -5,11 +5,10 @@ Runs :class:`~tickhawk.app.live.LiveApp` with the demo's 1-second preset
 momentum strategy) against the simulator child, exactly as ``tickhawk run``
 would, and beside it one timer (off the hot path) that
 
-- every 20 ms: follows sessions, books and missing trades through outages
-  (:class:`~tickhawk.loadtest.outages.OutageTracker`);
 - every 100 ms: samples the backlog, receive time − exchange time of the
-  newest trade and depth diff handled;
-- every second: writes an :class:`EngineTick` line on stdout.
+  newest messages handled (the median over symbols);
+- every second: writes an :class:`EngineTick` line on stdout, with the
+  outages the engine's own recovery tracker closed in that second.
 
 Latencies come from a signal sink (one call per signal, not per message):
 receive → signal and receive → state updated ("WebSocket handling") of each
@@ -24,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import statistics
 import sys
 import time
 from typing import Any
@@ -34,7 +34,7 @@ from tickhawk.app.live import LiveApp, install_event_loop
 from tickhawk.book.sync import BookEvent
 from tickhawk.config import parse_config
 from tickhawk.loadtest.histogram import LogHistogram
-from tickhawk.loadtest.outages import OutageTracker, ResyncTracker
+from tickhawk.loadtest.resyncs import ResyncTracker
 from tickhawk.loadtest.wire import (
     EngineAccount,
     EngineCommand,
@@ -44,7 +44,6 @@ from tickhawk.loadtest.wire import (
     SymbolAccount,
 )
 from tickhawk.model import Signal
-from tickhawk.net.session import SessionState
 from tickhawk.presets import fast_config_data
 
 __all__ = ["EngineProbe", "main"]
@@ -53,7 +52,8 @@ _log = logging.getLogger("tickhawk.loadtest.engine")
 _encoder = msgspec.json.Encoder()
 _commands = msgspec.json.Decoder(EngineCommand)
 _SYNCED = frozenset({"live", "stale"})
-_POLL_S = 0.02
+_LIVE = frozenset({"live", "rotating"})
+_SAMPLE_S = 0.1
 
 
 def _write(message: msgspec.Struct) -> None:
@@ -68,9 +68,8 @@ class EngineProbe:
         self.app = app
         self.signal_hist = LogHistogram()
         self.state_hist = LogHistogram()
-        self.outages = OutageTracker()
         self.resyncs = ResyncTracker()
-        self.closed: list[Outage] = []
+        self._recovered: object = None  # the last engine Recovery forwarded
         self.backlog_fine: list[tuple[float, float]] = []
         self.gc_collections = 0
         self.gc_pause_ms = 0.0
@@ -103,57 +102,64 @@ class EngineProbe:
     # -- polls -----------------------------------------------------------------------------
 
     def sessions_live(self) -> bool:
-        """Return whether every session is connected."""
-        return all(s.state is SessionState.LIVE for s in self.app.sessions)
+        """Return whether every session is connected (a rotation keeps it live)."""
+        return all(s.state.value in _LIVE for s in self.app.sessions)
 
     def books(self) -> tuple[int, int]:
         """Return (books in sync, books)."""
         syncs = [s.book_sync for s in self.app.engine.states.values() if s.book_sync is not None]
         return sum(1 for sync in syncs if sync.state.value in _SYNCED), len(syncs)
 
-    def trades_missing(self) -> int:
-        """Return the trade ids skipped and not filled yet, over every symbol."""
-        return sum(len(s.missing_trade_ids) for s in self.app.engine.states.values())
-
-    def poll_outage(self) -> None:
-        """Feed the outage tracker (books and trades are only read during an outage)."""
-        live = self.sessions_live()
-        tracker = self.outages
-        if live and not tracker.in_outage:
-            tracker.observe(
-                time.time(), sessions_live=True, books_unsynced=0, trades_missing=0, trades_applied=0
+    def new_outages(self) -> list[Outage]:
+        """Return the outages the engine's recovery tracker closed since the last call."""
+        kept = list(self.app.recovery.recoveries)
+        start = 0
+        for index in range(len(kept) - 1, -1, -1):
+            if kept[index] is self._recovered:
+                start = index + 1
+                break
+        fresh = kept[start:]
+        if fresh:
+            self._recovered = fresh[-1]
+        now = time.time()
+        return [
+            Outage(
+                at=now,
+                connection=r.connection,
+                seconds=r.seconds,
+                reconnect_s=r.reconnect_s,
+                books_s=r.books_s,
+                backfill_s=r.backfill_s,
+                drops=r.drops,
+                dominated_by=r.dominated_by,
             )
-            return
-        synced, total = self.books()
-        outage = tracker.observe(
-            time.time(),
-            sessions_live=live,
-            books_unsynced=total - synced,
-            trades_missing=self.trades_missing(),
-            trades_applied=self.app.engine.trades,
-        )
-        if outage is not None:
-            self.closed.append(outage)
+            for r in fresh
+        ]
 
     def sample_backlog(self) -> None:
-        """Record receive − exchange time of the newest live trade or depth diff (ms)."""
-        worst: float | None = None
+        """Record receive − exchange time of the newest live messages (ms; median over symbols).
+
+        Per symbol handled since the last sample: its newest trade (unless a late
+        or back-filled one) and its newest depth diff. The median over symbols
+        follows a queue that builds up in the engine while staying clear of one
+        symbol's jitter.
+        """
+        lags: list[float] = []
         seen = self._seen
+        now_ns = time.time_ns()
         for symbol, state in self.app.engine.states.items():
             ring = state.trades
             if ring.count != seen.get(symbol, 0):
                 seen[symbol] = ring.count
                 index = (ring.next - 1) % ring.capacity
                 if ring.id[index] == state.last_trade_id:  # not a late or back-filled trade
-                    lag = (ring.ts_recv[index] - ring.ts_event[index]) / 1e6
-                    worst = lag if worst is None else max(worst, lag)
+                    lags.append((ring.ts_recv[index] - ring.ts_event[index]) / 1e6)
+                    continue
             book = state.last_book
-            if book is not None and book.ts_recv > 0:
-                lag = (book.ts_recv - book.ts_event) / 1e6
-                if time.time_ns() - book.ts_recv < 200_000_000:  # handled in the last 200 ms
-                    worst = lag if worst is None else max(worst, lag)
-        if worst is not None:
-            self.backlog_fine.append((time.monotonic(), worst))
+            if book is not None and now_ns - book.ts_recv < 100_000_000:  # in the last 100 ms
+                lags.append((book.ts_recv - book.ts_event) / 1e6)
+        if lags:
+            self.backlog_fine.append((time.monotonic(), statistics.median(lags)))
 
     def tick(self) -> EngineTick:
         """Return this second's line and reset the per-second parts."""
@@ -162,13 +168,12 @@ class EngineProbe:
         signal_hist, signal_max = self.signal_hist.take()
         state_hist, state_max = self.state_hist.take()
         fine, self.backlog_fine = self.backlog_fine, []
-        closed, self.closed = self.closed, []
         synced, total = self.books()
-        live = self.sessions_live()
+        live = self.sessions_live() and synced == total and not app.recovery.recovering
         tick = EngineTick(
             ts=snap.ts,
             mono=time.monotonic(),
-            live=live and synced == total,
+            live=live,
             messages=snap.messages,
             trades=snap.trades,
             signals=snap.signals,
@@ -190,11 +195,9 @@ class EngineProbe:
             trade_gaps=snap.trade_gaps,
             trades_missing=snap.trades_missing,
             trades_backfilled=snap.trades_backfilled,
-            recoveries_s=list(snap.recoveries_s),
             available_s=snap.available_s,
-            outages=closed,
+            outages=self.new_outages(),
             resyncs=self.resyncs.take(),
-            live_s=self.outages.live_s,
             stages_p99_us={name: stage.p99_us for name, stage in snap.stages.items()},
         )
         self.gc_collections = 0
@@ -218,16 +221,12 @@ class EngineProbe:
 
 
 async def _timer(probe: EngineProbe, stop: asyncio.Event) -> None:
-    polls = 0
     next_poll = time.monotonic()
     next_tick = next_poll + 1.0
     while not stop.is_set():
-        next_poll += _POLL_S
+        next_poll += _SAMPLE_S
         await asyncio.sleep(max(0.0, next_poll - time.monotonic()))
-        polls += 1
-        probe.poll_outage()
-        if polls % 5 == 0:
-            probe.sample_backlog()
+        probe.sample_backlog()
         now = time.monotonic()
         if now >= next_tick:
             next_tick += 1.0
@@ -238,7 +237,9 @@ async def _timer(probe: EngineProbe, stop: asyncio.Event) -> None:
             next_poll = now
 
 
-async def _commands_from(stdin: asyncio.StreamReader, probe: EngineProbe, stop: asyncio.Event) -> None:
+async def _commands_from(
+    stdin: asyncio.StreamReader, probe: EngineProbe, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         line = await stdin.readline()
         if not line:
@@ -262,6 +263,8 @@ def build_app(spec: EngineSpec) -> LiveApp:
     data = fast_config_data(spec.symbols, spec.streams, ws_url=spec.ws_url, rest_url=spec.rest_url)
     # More signals than the demo's 2 s cooldown: more latency samples.
     data["strategies"]["momentum"]["cooldown_s"] = spec.signal_cooldown_s
+    if spec.rest_weight_budget is not None:
+        data["rest"] = {"weight_budget": spec.rest_weight_budget}
     return LiveApp(parse_config(data))
 
 

@@ -1,4 +1,4 @@
-"""Latency histograms with logarithmic buckets: mergeable, so any window has exact-bucket percentiles.
+"""Latency histograms with logarithmic buckets, mergeable: any window gets its own percentiles.
 
 The engine child counts latencies into buckets 2 % wide (1 µs to about 80 s)
 and sends the buckets that changed each second; the runner adds seconds up
@@ -29,7 +29,7 @@ def bucket_of(value_us: float) -> int:
 
 
 def bucket_value(index: int) -> float:
-    """Return the value reported for bucket ``index``: its upper edge (µs), never an underestimate."""
+    """Return the value reported for bucket ``index``: its upper edge (µs), never too low."""
     return float(_GROWTH ** (index + 1))
 
 
@@ -59,7 +59,7 @@ class LogHistogram:
         self.max_us = max(self.max_us, max_us)
 
     def take(self) -> tuple[dict[int, int], float]:
-        """Return the non-empty buckets and the maximum, then reset (the child's per-second delta)."""
+        """Return the non-empty buckets and the maximum, then reset (the per-second delta)."""
         nonzero = np.flatnonzero(self.counts)
         buckets = {int(i): int(self.counts[i]) for i in nonzero}
         top = self.max_us

@@ -30,7 +30,9 @@ def describe(sample: Sample) -> str:
 class LiveLine:
     """Show samples: rewrite one line on a terminal, else print one every ``every`` seconds."""
 
-    def __init__(self, out: TextIO | None = None, *, every: float = 5.0, quiet: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None = None, *, every: float = 5.0, quiet: bool = False
+    ) -> None:
         self.out = out or sys.stdout
         self.tty = self.out.isatty()
         self.every = every

@@ -48,6 +48,9 @@ class Options:
     max_rate: float = 1_000_000.0
     spike_factor: float = 10.0
     spike_seconds: float = 5.0
+    #: The engine's REST weight budget per minute. The simulator does not limit weight,
+    #: so by default neither does the engine (Binance's budget: 4,800, see docs/loadtest.md).
+    rest_weight_budget: int | None = 1_000_000
     on_sample: Callable[[Sample], None] | None = None
     note: Callable[[str], None] = print
 
@@ -76,6 +79,7 @@ def make_rig(options: Options, symbols: int | None = None) -> Rig:
         rate=options.rate,
         seed=options.seed,
         pin=options.pin,
+        rest_weight_budget=options.rest_weight_budget,
         on_sample=options.on_sample,
     )
 
@@ -139,8 +143,7 @@ async def steady(options: Options) -> Outcome:
     """Hold ``rate`` for ``duration`` seconds; the soak profile adds trend figures."""
     async with make_rig(options) as rig:
         await warm_up(rig, options)
-        rig.phase = options.profile
-        start = len(rig.samples)
+        start = rig.measure(options.profile)
         await rig.run_for(options.duration)
         window = rig.log.window(start)
         cores = rig.cores
@@ -204,8 +207,7 @@ async def spike(options: Options) -> Outcome:
     base = options.rate
     async with make_rig(options) as rig:
         await warm_up(rig, options)
-        rig.phase = "base"
-        start = len(rig.samples)
+        start = rig.measure("base")
         await rig.run_for(max(5.0, options.duration))
         base_end = len(rig.samples)
         base_window = rig.log.window(start, base_end)
@@ -261,7 +263,7 @@ async def spike(options: Options) -> Outcome:
 
 
 def _drained_at(fine: list[tuple[float, float]], after: float, threshold: float) -> float | None:
-    """Return when the backlog fell under ``threshold`` for good (a full second), after ``after``."""
+    """Return when, after ``after``, the backlog fell under ``threshold`` for good (≥ 1 s)."""
     points = [(t, ms) for t, ms in fine if t >= after]
     for index, (t, ms) in enumerate(points):
         if ms >= threshold:
@@ -288,8 +290,7 @@ async def volume(options: Options) -> Outcome:
         options.note(f"volume: {count} symbols")
         async with make_rig(options, count) as rig:
             await warm_up(rig, options)
-            rig.phase = f"{count} symbols"
-            start = len(rig.samples)
+            start = rig.measure(f"{count} symbols")
             await rig.run_for(options.duration)
             window = rig.log.window(start)
             cores = rig.cores

@@ -60,6 +60,7 @@ class Parameters(msgspec.Struct, kw_only=True):
     warmup_s: float
     seed: int
     pin: bool
+    rest_weight_budget: int | None
     targets: Targets
     fault_every_s: float | None = None
     counts: list[int] | None = None
@@ -145,6 +146,7 @@ class ChaosFault(msgspec.Struct, kw_only=True):
     t: float
     kind: str
     specs: list[str]
+    engine_live: bool  # False: injected while the last fault's recovery still ran
     gaps_injected: int = 0
     gaps_detected: int = 0
     outages: int = 0
@@ -158,12 +160,11 @@ class ChaosResult(msgspec.Struct, kw_only=True):
     faults: list[ChaosFault]
     outages: list[Outage]
     resyncs: list[tuple[str, float]]
-    recoveries_source: str  # "engine" (Snapshot.recoveries_s) or "loadtest" (the child's tracker)
     recovery_p50_s: float | None
     recovery_p90_s: float | None
     recovery_max_s: float | None
-    dominant_phase: str
-    phase_medians_s: dict[str, float]
+    dominant_phase: str  # the phase that dominated most outages (the engine's judgement)
+    phase_medians_s: dict[str, float]  # reconnect from the drop; books, backfill from LIVE
     lost_by_symbol: dict[str, int]
     trades_unsettled: bool  # the engine had not caught up with the market when compared
     rss_slope_mb_h: float | None

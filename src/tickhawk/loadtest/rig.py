@@ -148,10 +148,12 @@ class Rig:
         rate: float,
         seed: int = 7,
         pin: bool = True,
+        rest_weight_budget: int | None = None,
         on_sample: Callable[[Sample], None] | None = None,
     ) -> None:
         self.n_symbols = symbols
         self.seed = seed
+        self.rest_weight_budget = rest_weight_budget
         self.controller = RateController(rate)
         self.cores = choose_cores(pin)
         self.on_sample = on_sample
@@ -206,7 +208,11 @@ class Rig:
         engine = await _spawn(
             "tickhawk.loadtest.engineproc",
             EngineSpec(
-                ws_url=ready.ws_url, rest_url=ready.rest_url, symbols=ready.symbols, streams=STREAMS
+                ws_url=ready.ws_url,
+                rest_url=ready.rest_url,
+                symbols=ready.symbols,
+                streams=STREAMS,
+                rest_weight_budget=self.rest_weight_budget,
             ),
             "engine",
         )
@@ -313,6 +319,12 @@ class Rig:
         """Ask for ``delivered`` msg/s to the engine from now on."""
         await self._send_rate(self.controller.set_target(delivered))
 
+    def measure(self, phase: str) -> int:
+        """Start a measured window named ``phase``; return the index of its first sample."""
+        self.phase = phase
+        self.controller.restart()
+        return len(self.samples)
+
     async def fault(self, spec: str) -> None:
         """Inject one fault (a fault line of docs/simulator.md) now."""
         assert self._sim is not None
@@ -357,7 +369,9 @@ class Rig:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self.check_alive()
-            raise LoadtestError(f"the {child.name} did not answer {key!r} in {timeout:.0f} s") from None
+            raise LoadtestError(
+                f"the {child.name} did not answer {key!r} in {timeout:.0f} s"
+            ) from None
 
     async def pause_market(self) -> SimIds:
         """Stop the simulated market (all it produced is sent); return its trade id ranges."""

@@ -85,6 +85,18 @@ class SampleLog:
         """Remember the simulator's latest second."""
         self._sim_before, self._sim = self._sim, tick
 
+    def _backlog(self, raw_ms: float | None) -> float | None:
+        """Return the engine's backlog: receive − event time, less the simulator's offset.
+
+        The simulated clock starts a little behind the wall clock (it is anchored
+        before the servers start) and falls further behind when the simulator
+        cannot keep up; neither is the engine's doing.
+        """
+        if raw_ms is None:
+            return None
+        behind = self._sim.behind_ms if self._sim is not None else 0.0
+        return round(max(0.0, raw_ms - behind), 2)
+
     def sim_rate(self) -> float:
         """Return the simulator's msgs/s over its last second."""
         now, before = self._sim, self._sim_before
@@ -114,7 +126,11 @@ class SampleLog:
         state.merge(tick.state_hist, tick.state_max_us)
         self.signal_hists.append((tick.signal_hist, tick.signal_max_us))
         self.state_hists.append((tick.state_hist, tick.state_max_us))
-        self.backlog_fine += [(mono - origin, ms) for mono, ms in tick.backlog_fine]
+        self.backlog_fine += [
+            (mono - origin, backlog)
+            for mono, ms in tick.backlog_fine
+            if (backlog := self._backlog(ms)) is not None
+        ]
         drops = sim_tick.slow_disconnects if sim_tick is not None else self._drops
         drops, self._drops = drops - self._drops, drops
         sample = Sample(
@@ -144,7 +160,7 @@ class SampleLog:
             gc_collections=tick.gc_collections,
             gc_pause_max_ms=round(tick.gc_pause_max_ms, 3),
             gc_pause_ms=round(tick.gc_pause_ms, 3),
-            backlog_ms=round(tick.backlog_ms, 2) if tick.backlog_ms is not None else None,
+            backlog_ms=self._backlog(tick.backlog_ms),
             sim_lag_ms=sim_tick.lag_ms if sim_tick is not None else 0,
             rejects=_delta(tick.rejected, before.rejected if before is not None else 0),
             drops=max(0, drops),

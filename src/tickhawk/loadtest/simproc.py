@@ -43,6 +43,7 @@ def _tick(sim: Simulator) -> SimTick:
         trades_sent=sum(stats.trades_sent.values()),
         rate=model.rate if model is not None else 0.0,
         lag_ms=stats.lag_ms,
+        behind_ms=time.time() * 1_000 - stats.sim_time_ms,
         connections=stats.connections,
         slow_disconnects=stats.slow_disconnects,
         faults=stats.faults,

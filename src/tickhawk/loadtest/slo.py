@@ -64,9 +64,7 @@ def parse_target(targets: Targets, text: str) -> Targets:
     return msgspec.structs.replace(targets, **{name.strip(): number})
 
 
-def _below(
-    name: str, limit: float, measured: float | None, unit: str, note: str = ""
-) -> SloRow:
+def _below(name: str, limit: float, measured: float | None, unit: str, note: str = "") -> SloRow:
     target = f"< {limit:g} {unit}"
     if measured is None:
         return SloRow(name=name, target=target, measured=None, unit=unit, passed=None, note=note)

@@ -3,7 +3,7 @@
 Each step asks for a rate, lets ``settle`` seconds pass (the rate controller
 converges, queues fill), then measures. A step passes when the engine took
 ≥ 95 % of the asked rate, the latency SLOs held, nobody was disconnected and
-the engine's backlog (backlog − the simulator's own lag) did not grow. When
+the engine's backlog (less the simulator's own lag) did not grow. When
 the *simulator* could not send the asked rate (it lagged or its core was
 full) while the engine kept up, the search ends there and says so: the
 figure is then a floor for the engine, not its limit.
@@ -32,9 +32,7 @@ def judge_step(window: Window, asked: float, targets: Targets) -> StressStep:
     samples = window.samples
     delivered = window.mean("delivered") or 0.0
     sent = window.mean("sent") or 0.0
-    engine_backlog = [
-        (s.t, max(0.0, s.backlog_ms - s.sim_lag_ms)) for s in samples if s.backlog_ms is not None
-    ]
+    engine_backlog = [(s.t, s.backlog_ms) for s in samples if s.backlog_ms is not None]
     backlog_max = max((ms for _, ms in engine_backlog), default=None)
     slope = least_squares_slope(engine_backlog)
     signal_p99 = window.signal.percentile(99)
@@ -153,11 +151,9 @@ async def stress(options: Options) -> Outcome:
         steps=steps,
     )
     if best is not None:
-        window = windows[best]
-        base = figures_of(window, best, cpu=False)
-        summary = window_summary(window)
+        base = figures_of(windows[best], best, cpu=False)
+        summary = window_summary(windows[best])
     else:
-        window = None
         base = Figures(
             rss_peak_mb=max((s.rss_mb for s in samples), default=None),
             cpu_mean_pct=None,

@@ -133,8 +133,7 @@ def line_chart(
         for run in _runs(item.points, log_y):
             path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in run)
             parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{color}" '
-                f'stroke-width="1.5"{dash}/>'
+                f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"{dash}/>'
             )
         parts.append(
             f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{color}"/>'

@@ -53,6 +53,7 @@ class SimTick(msgspec.Struct, tag="tick", kw_only=True, frozen=True):
     trades_sent: int
     rate: float
     lag_ms: int
+    behind_ms: float  # wall clock − simulated time: the offset every event time carries
     connections: int
     slow_disconnects: int
     faults: dict[str, int]
@@ -81,17 +82,20 @@ class EngineSpec(msgspec.Struct, kw_only=True, frozen=True):
     symbols: list[str]
     streams: list[str]
     signal_cooldown_s: float = 0.5
+    rest_weight_budget: int | None = None  # the engine's [rest] weight_budget (None: its default)
 
 
 class Outage(msgspec.Struct, kw_only=True, frozen=True):
-    """One outage as the engine child saw it (seconds since the drop for each phase)."""
+    """One outage, timed by the engine (``tickhawk.app.recovery.Recovery``), in seconds."""
 
-    start: float  # epoch seconds of the drop
-    reconnect_s: float  # every session LIVE again
-    books_s: float  # and every book LIVE (or stale) again
-    trades_s: float  # and no trade id missing
-    recovered_s: float  # the largest of the three: the recovery time
-    trades_complete: bool  # False: trade ids were still missing when it was closed
+    at: float  # epoch seconds when the engine reported it recovered
+    connection: int
+    seconds: float  # drop → live, books live, backfill done
+    reconnect_s: float  # drop → session LIVE again
+    books_s: float  # LIVE → every book LIVE
+    backfill_s: float  # LIVE → every trade backfill done
+    drops: int
+    dominated_by: str
 
 
 class EngineTick(msgspec.Struct, tag="tick", kw_only=True, frozen=True):
@@ -99,7 +103,7 @@ class EngineTick(msgspec.Struct, tag="tick", kw_only=True, frozen=True):
 
     ts: float
     mono: float
-    live: bool  # every session connected and every book synced
+    live: bool  # every session connected, every book synced, no outage open
     messages: int
     trades: int
     signals: int
@@ -121,11 +125,9 @@ class EngineTick(msgspec.Struct, tag="tick", kw_only=True, frozen=True):
     trade_gaps: int
     trades_missing: int
     trades_backfilled: int
-    recoveries_s: list[float]  # the engine's own tracker (Snapshot.recoveries_s)
-    available_s: float  # the engine's own figure (Snapshot.available_s)
-    outages: list[Outage]  # the child's tracker: outages closed since the last tick
+    available_s: float  # seconds every session was LIVE, cumulative (Snapshot.available_s)
+    outages: list[Outage]  # recovered since the last tick
     resyncs: list[tuple[str, float]]  # books back LIVE since the last tick: (reason, seconds)
-    live_s: float  # the child's tracker: seconds with every session LIVE, cumulative
     stages_p99_us: dict[str, float]  # the engine's sliding-window stage latencies
 
 
@@ -157,9 +159,11 @@ _engine_decoder = msgspec.json.Decoder(EngineTick | EngineAccount)
 
 def decode_sim(line: bytes) -> SimReady | SimTick | SimIds:
     """Decode one line of the simulator child."""
-    return _sim_decoder.decode(line)
+    message: SimReady | SimTick | SimIds = _sim_decoder.decode(line)
+    return message
 
 
 def decode_engine(line: bytes) -> EngineTick | EngineAccount:
     """Decode one line of the engine child."""
-    return _engine_decoder.decode(line)
+    message: EngineTick | EngineAccount = _engine_decoder.decode(line)
+    return message

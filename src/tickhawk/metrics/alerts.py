@@ -21,7 +21,7 @@ from collections.abc import Callable
 import aiohttp
 import msgspec
 
-from tickhawk.metrics.settings import RULES, AlertsConfig
+from tickhawk.metrics.settings import RULES, AlertsConfig, RuleConfig
 from tickhawk.metrics.snapshot import AlertState, Snapshot
 
 __all__ = ["AlertEngine", "AlertEvent", "Rule", "WebhookSender", "build_rules"]
@@ -165,9 +165,7 @@ class _Recovery:
         self._seen = 0
         self._last = 0.0
 
-    def __call__(
-        self, snapshot: Snapshot, now: float, threshold: float
-    ) -> tuple[bool, float, str]:
+    def __call__(self, snapshot: Snapshot, now: float, threshold: float) -> tuple[bool, float, str]:
         recoveries = snapshot.recoveries_s
         new = recoveries[self._seen :]
         self._seen = len(recoveries)
@@ -185,9 +183,7 @@ class _StaleFeed:
         self._messages = -1
         self._changed = 0.0
 
-    def __call__(
-        self, snapshot: Snapshot, now: float, threshold: float
-    ) -> tuple[bool, float, str]:
+    def __call__(self, snapshot: Snapshot, now: float, threshold: float) -> tuple[bool, float, str]:
         if snapshot.messages != self._messages:
             self._messages = snapshot.messages
             self._changed = now
@@ -221,23 +217,23 @@ def build_rules(config: AlertsConfig) -> list[Rule]:
         if override is not None and not override.enabled:
             continue
 
-        def pick(key: str, default: float) -> float:
-            value = getattr(override, key) if override is not None else None
-            return default if value is None else float(value)
-
+        rule = override or RuleConfig()
         rules.append(
             Rule(
                 name,
                 checks[name],
-                threshold=pick("threshold", defaults.threshold),
+                threshold=_pick(rule.threshold, defaults.threshold),
                 unit=defaults.unit,
-                severity=(override.severity if override and override.severity else None)
-                or defaults.severity,
-                for_s=pick("for_s", defaults.for_s),
-                clear_s=pick("clear_s", defaults.clear_s),
+                severity=rule.severity or defaults.severity,
+                for_s=_pick(rule.for_s, defaults.for_s),
+                clear_s=_pick(rule.clear_s, defaults.clear_s),
             )
         )
     return rules
+
+
+def _pick(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
 
 
 class AlertEngine:

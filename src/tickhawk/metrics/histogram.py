@@ -160,9 +160,7 @@ class SlidingHistogram:
 
     def cumulative_counts(self) -> npt.NDArray[np.int64]:
         """Return the bucket counts since start, the current slot included."""
-        counts: npt.NDArray[np.int64] = self.total_counts + np.array(
-            self._current, dtype=np.int64
-        )
+        counts: npt.NDArray[np.int64] = self.total_counts + np.array(self._current, dtype=np.int64)
         return counts
 
     def window_max(self) -> int:

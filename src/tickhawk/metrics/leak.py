@@ -4,9 +4,11 @@ A process that leaks grows steadily; one that does not wobbles around a level
 (allocator arenas, GC cycles, buffers filling to their bound). The detector
 fits a least-squares line to the samples of the last ``window_s`` (after a
 warm-up in which buffers legitimately fill), and calls a leak *suspected*
-only when the lower confidence bound of the slope has stayed above
-``threshold_mb_h`` for ``sustain_s``: noise, a single step or a slow
-start do not trip it, steady growth does.
+only when the lower confidence bound of the slope — over the whole window
+and over each of its halves — has stayed above ``threshold_mb_h`` for
+``sustain_s``. Noise does not trip it, nor does a single step (buffers
+filling once, a cache warming: the half without the step is flat); steady
+growth does.
 
 Memory samples are autocorrelated (a step stays), which makes the ordinary
 least-squares standard error too small; it is widened by the lag-1
@@ -18,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from itertools import pairwise
 from statistics import NormalDist
 from typing import NamedTuple
 
@@ -65,7 +68,7 @@ def fit_trend(
     # Autocorrelated residuals carry less information than n independent ones.
     r1 = 0.0
     if ssr > 0:
-        r1 = sum(a * b for a, b in zip(residuals, residuals[1:], strict=False)) / ssr
+        r1 = sum(a * b for a, b in pairwise(residuals)) / ssr
     inflation = (1 + r1) / (1 - r1) if 0 < r1 < 0.99 else (199.0 if r1 >= 0.99 else 1.0)
     error = math.sqrt(variance / sxx * inflation)
     effective_dof = max(1.0, dof / inflation)
@@ -122,11 +125,23 @@ class LeakDetector:
         self._values.append(value_mb)
         if len(self._times) < self.min_samples:
             return
-        self.trend = fit_trend(list(self._times), list(self._values), confidence=self.confidence)
-        if self.trend is not None and self.trend.low_per_h > self.threshold_mb_h:
+        times, values = list(self._times), list(self._values)
+        self.trend = fit_trend(times, values, confidence=self.confidence)
+        if self._growing(times, values):
             if self._above_since is None:
                 self._above_since = t_s
             self.suspected = t_s - self._above_since >= self.sustain_s
         else:
             self._above_since = None
             self.suspected = False
+
+    def _growing(self, times: list[float], values: list[float]) -> bool:
+        """Return True if the whole window and both of its halves grow faster than the threshold."""
+        if self.trend is None or self.trend.low_per_h <= self.threshold_mb_h:
+            return False
+        middle = len(times) // 2
+        for part in (slice(None, middle), slice(middle, None)):
+            half = fit_trend(times[part], values[part], confidence=self.confidence)
+            if half is None or half.low_per_h <= self.threshold_mb_h:
+                return False
+        return True

@@ -50,7 +50,10 @@ class Monitor:
         self.symbols = symbols
         config = self.config
         self.metrics = Metrics(
-            window_s=config.window_s, samples_per_s=config.samples_per_s, seed=seed
+            window_s=config.window_s,
+            samples_per_s=config.samples_per_s,
+            sample_every=config.sample_every,
+            seed=seed,
         )
         self.gc = GcMonitor()
         self.lag = LoopLag()

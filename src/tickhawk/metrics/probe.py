@@ -100,7 +100,8 @@ class StageProbe:
             self._recv_to_decoded.record(t_decoded - t_recv, weight)
             self._decoded_to_state.record(t_state - t_decoded, weight)
             self._recv_to_handled.record(t_state - t_recv, weight)
-            self._event_to_recv.record(self._ts_recv - self._ts_event, weight)
+            if self._ts_event:  # spot bookTicker carries no event time
+                self._event_to_recv.record(self._ts_recv - self._ts_event, weight)
             self._t_state = 0
         else:  # rejected, a control reply, a venue kline: handled, but no state stage
             self._recv_to_handled.record(perf_counter_ns() - t_recv, weight)

@@ -254,9 +254,7 @@ class SnapshotCollector:
         yield _gauge("tickhawk_uss_bytes", "Unique set size (not shared)", r.uss_mb * _MB)
         yield _gauge("tickhawk_heap_blocks", "Python allocated memory blocks", r.heap_blocks)
         if r.tracemalloc_mb is not None:
-            yield _gauge(
-                "tickhawk_tracemalloc_bytes", "Traced Python heap", r.tracemalloc_mb * _MB
-            )
+            yield _gauge("tickhawk_tracemalloc_bytes", "Traced Python heap", r.tracemalloc_mb * _MB)
         gens = range(len(r.gc_collections))
         yield _labelled(
             CounterMetricFamily,
@@ -279,7 +277,9 @@ class SnapshotCollector:
             ["generation"],
             [([str(g)], v / 1000.0) for g, v in enumerate(r.gc_pause_max_ms_per_gen)],
         )
-        yield _gauge("tickhawk_loop_lag_seconds", "Event-loop lag, last sample", r.loop_lag_ms / 1e3)
+        yield _gauge(
+            "tickhawk_loop_lag_seconds", "Event-loop lag, last sample", r.loop_lag_ms / 1e3
+        )
         yield _gauge(
             "tickhawk_loop_lag_max_seconds",
             "Worst event-loop lag in the last second",
@@ -310,8 +310,16 @@ class SnapshotCollector:
             ("connection_reconnects", "Reconnections after a drop", "reconnects"),
             ("connection_frames", "Frames received", "frames"),
             ("connection_bytes", "Payload bytes received", "bytes"),
-            ("connection_protocol_errors", "Connections closed on protocol errors", "protocol_errors"),
-            ("connection_stale_reconnects", "Reconnections of a silent connection", "stale_reconnects"),
+            (
+                "connection_protocol_errors",
+                "Connections closed on protocol errors",
+                "protocol_errors",
+            ),
+            (
+                "connection_stale_reconnects",
+                "Reconnections of a silent connection",
+                "stale_reconnects",
+            ),
         ):
             yield _labelled(
                 CounterMetricFamily,
@@ -351,9 +359,7 @@ class SnapshotCollector:
                 "Drop → live and synced, the last time",
                 snap.recoveries_s[-1],
             )
-        yield _gauge(
-            "tickhawk_available_seconds", "Time every session was live", snap.available_s
-        )
+        yield _gauge("tickhawk_available_seconds", "Time every session was live", snap.available_s)
 
     def _alerts(self, snap: Snapshot) -> Iterator[Metric]:
         yield _labelled(

@@ -25,7 +25,8 @@ class Metrics:
     """Stage latency histograms over a sliding window, message rates and queue readers.
 
     ``samples_per_s`` is how many messages a second the probe aims to time
-    (the sampling gap follows the message rate, at most ``max_gap``).
+    (the sampling gap follows the message rate, at most ``max_gap``);
+    ``sample_every`` fixes the gap instead.
     """
 
     def __init__(
@@ -34,11 +35,13 @@ class Metrics:
         window_s: int = 60,
         samples_per_s: float = 1000.0,
         max_gap: int = 4096,
+        sample_every: int | None = None,
         seed: int | None = None,
     ) -> None:
         self.window_s = window_s
         self.samples_per_s = samples_per_s
         self.max_gap = max_gap
+        self.sample_every = sample_every
         self.stages: dict[str, SlidingHistogram] = {
             name: SlidingHistogram(window_s) for name in STAGES
         }
@@ -48,6 +51,7 @@ class Metrics:
             recv_to_decoded=stages["recv_to_decoded"],
             decoded_to_state=stages["decoded_to_state"],
             recv_to_handled=stages["recv_to_handled"],
+            mean_gap=sample_every or 16,
             seed=seed,
         )
         self._state_to_strategy = stages["state_to_strategy"]
@@ -82,12 +86,13 @@ class Metrics:
         if last is None:
             return
         elapsed = now - last[0]
-        if elapsed <= 0:
-            return
+        if elapsed <= 0 or messages < last[1] or trades < last[2]:
+            return  # a counter went back (a new engine): no rate for this interval
         self.msgs_per_s = (messages - last[1]) / elapsed
         self.trades_per_s = (trades - last[2]) / elapsed
-        gap = round(self.msgs_per_s / self.samples_per_s) if self.samples_per_s > 0 else 1
-        self.probe.mean_gap = min(max(1, gap), self.max_gap)
+        if self.sample_every is None:
+            gap = round(self.msgs_per_s / self.samples_per_s)
+            self.probe.mean_gap = min(max(1, gap), self.max_gap)
 
     # -- readers -------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class MetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen: str | None = None  # HOST:PORT of /metrics and /snapshot.json; off when unset
     window_s: int = 60  # sliding window of the latency percentiles
     samples_per_s: float = 1000.0  # messages timed per second, at most (1 in N)
+    sample_every: int | None = None  # fixed N instead (1: time every message)
     symbol_labels: int = 50  # per-symbol Prometheus series only up to this many symbols
     uss_every_s: float = 10.0
     leak: LeakConfig = msgspec.field(default_factory=LeakConfig)
@@ -77,6 +78,8 @@ class MetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             out.append("window_s: must be 1 to 3600 seconds")
         if not self.samples_per_s > 0:
             out.append("samples_per_s: must be a positive number")
+        if self.sample_every is not None and not 1 <= self.sample_every <= 1_000_000:
+            out.append("sample_every: must be a whole number from 1 to 1000000")
         if self.symbol_labels < 0:
             out.append("symbol_labels: must not be negative")
         if not self.uss_every_s > 0:
@@ -157,7 +160,7 @@ RULES: dict[str, RuleDefaults] = {
         severity="warning",
         for_s=0.0,
         clear_s=900.0,
-        meaning="the lower confidence bound of memory growth stayed above this (see [metrics.leak])",
+        meaning="memory growth (its lower confidence bound) stayed above this ([metrics.leak])",
     ),
 }
 

@@ -88,13 +88,16 @@ class CircuitBreaker:
         if state is BreakerState.CLOSED:
             return False
         now = self.clock()
-        if state is BreakerState.OPEN or now - self._probe_at > self.cooldown_s:
-            self.state = BreakerState.HALF_OPEN
-            self._probe_at = now
-            self.probes += 1
-            _log.info("circuit %s: half-open, probing once", self.name)
-            return True
-        return False
+        if state is BreakerState.OPEN:
+            if now < self._opened_at + self.cooldown_s:
+                return False  # still cooling down (the caller did not wait)
+        elif now - self._probe_at <= self.cooldown_s:
+            return False  # a probe is in flight
+        self.state = BreakerState.HALF_OPEN
+        self._probe_at = now
+        self.probes += 1
+        _log.info("circuit %s: half-open, probing once", self.name)
+        return True
 
     def success(self) -> None:
         """Note a connection that works: reset the count, close the breaker."""

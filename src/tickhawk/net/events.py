@@ -59,7 +59,8 @@ class Reason:
     STOPPED = "stopped"  # closed on request
 
 
-#: Reasons logged at WARNING (the others at INFO).
+#: Reasons logged at WARNING (the others at INFO). The breaker says itself, once, that it
+#: opened; a session held back by it, or a probe that fails, is INFO.
 WARNING_REASONS = frozenset(
     {
         Reason.DROPPED,
@@ -68,7 +69,6 @@ WARNING_REASONS = frozenset(
         Reason.PROTOCOL_ERROR,
         Reason.CONNECT_FAILED,
         Reason.CONNECT_TIMEOUT,
-        Reason.CIRCUIT_OPEN,
         Reason.ROTATE_FAILED,
     }
 )
@@ -98,11 +98,23 @@ class EventLog:
         self.counts: dict[str, int] = {}
         self.listener_errors = 0
 
-    def emit(self, previous: SessionState, state: SessionState, reason: str, detail: str) -> None:
-        """Record the transition ``previous`` → ``state`` and tell every listener."""
+    def emit(
+        self,
+        previous: SessionState,
+        state: SessionState,
+        reason: str,
+        detail: str,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        """Record the transition ``previous`` → ``state`` and tell every listener.
+
+        ``quiet`` logs a warning reason at INFO (an expected failure: a probe).
+        """
         key = f"{state.value}:{reason}"
         self.counts[key] = self.counts.get(key, 0) + 1
-        level = logging.WARNING if reason in WARNING_REASONS else logging.INFO
+        warn = reason in WARNING_REASONS and not quiet
+        level = logging.WARNING if warn else logging.INFO
         if _log.isEnabledFor(level):
             _log.log(
                 level,

@@ -66,8 +66,10 @@ _SUBSCRIBE_BATCH = 200
 _SUBSCRIBE_INTERVAL_S = 0.25  # Binance allows 5 incoming messages per second
 #: A connection that delivered nothing and lived less than this failed (for backoff and breaker).
 _HEALTHY_AFTER_S = 2.0
-#: The monitor's period: watchdog samples, rotation checks.
+#: The monitor's longest period (watchdog samples, rotation checks); shorter with a low
+#: stale floor, so that sampling never hides a gap (a busy stream looks one tick apart).
 _TICK_S = 0.25
+_MIN_TICK_S = 0.02
 #: A rotation's overlap is checked this often; it gives up waiting for proof after this long.
 _OVERLAP_POLL_S = 0.02
 _OVERLAP_MAX_S = 10.0
@@ -91,13 +93,15 @@ class _Link:
         "listener",
         "number",
         "ping_at",
+        "primary",
         "retire_detail",
         "retire_reason",
         "transport",
     )
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, *, primary: bool) -> None:
         self.number = number
+        self.primary = primary  # the session's own connect, not a rotation's second connection
         self.transport: WSTransport | None = None
         self.listener: _Listener | None = None
         self.connected_at = 0.0  # monotonic
@@ -142,6 +146,7 @@ class _Listener(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._link.transport = transport
+        self._session._connected(self._link)  # before any frame of the connection
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         t_recv = perf_counter_ns()
@@ -237,7 +242,8 @@ class WsSession:
         self.options = options = options or ConnectionOptions()
         self.breaker = breaker
         self.wall_clock = wall_clock
-        self.backoff = Backoff(cap_s=options.backoff_cap_s, rng=rng)
+        cap = options.backoff_cap_s
+        self.backoff = Backoff(base_s=min(0.25, cap), cap_s=cap, rng=rng)
         self.watch = (
             StaleWatch(
                 self.streams,
@@ -247,6 +253,9 @@ class WsSession:
             )
             if last_seen is not None
             else None
+        )
+        self._tick_s = min(
+            _TICK_S, max(_MIN_TICK_S, options.stale_floor_s / options.stale_factor / 2)
         )
         self.sequence: SequenceKey = sequence or BinanceSequence()
         self.events = EventLog(self.name, wall_clock)
@@ -272,6 +281,7 @@ class WsSession:
         self._direct_at = 0.0
         self._failures = 0
         self._links = 0
+        self._ever_live = False
         self._live = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -305,10 +315,12 @@ class WsSession:
 
     # -- state --------------------------------------------------------------------------
 
-    def _set_state(self, state: SessionState, reason: str, detail: str = "") -> None:
+    def _set_state(
+        self, state: SessionState, reason: str, detail: str = "", *, quiet: bool = False
+    ) -> None:
         previous = self.state
         self.state = state
-        self.events.emit(previous, state, reason, detail)
+        self.events.emit(previous, state, reason, detail, quiet=quiet)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds`` unless the session is closed meanwhile."""
@@ -318,9 +330,31 @@ class WsSession:
 
     # -- connecting ---------------------------------------------------------------------
 
-    def _new_link(self) -> _Link:
+    def _new_link(self, *, primary: bool) -> _Link:
         self._links += 1
-        return _Link(self._links)
+        return _Link(self._links, primary=primary)
+
+    def _connected(self, link: _Link) -> None:
+        """A handshake completed (picows's callback, before the first frame is delivered).
+
+        The session's own connection goes LIVE here, so that listeners (books,
+        backfills) restart before any message of the new connection arrives.
+        """
+        link.connected_at = time.monotonic()
+        link.frames_at_connect = self.frames
+        self.connects += 1
+        if not link.primary or self._stopping:
+            return
+        self._became_current(link)
+        reconnect = self._ever_live
+        self._ever_live = True
+        self._set_state(
+            SessionState.LIVE,
+            Reason.RECONNECTED if reconnect else Reason.CONNECTED,
+            f"{len(self.streams)} streams"
+            + (" (SUBSCRIBE)" if len(self.streams) > _MAX_URL_STREAMS else ""),
+        )
+        self._live.set()
 
     async def _open(self, link: _Link, deliver: MessageHandler) -> None:
         """Connect ``link``, handing its messages to ``deliver``; raise ``_ConnectError``."""
@@ -352,9 +386,10 @@ class WsSession:
             ) from None
         except Exception as exc:  # OSError and picows's WSError types: refused, 4xx/5xx, TLS
             raise _ConnectError(Reason.CONNECT_FAILED, str(exc) or type(exc).__name__) from None
-        link.connected_at = time.monotonic()
-        link.frames_at_connect = self.frames
-        self.connects += 1
+        if link.transport is None:  # picows returns when the peer hangs up mid-handshake
+            raise _ConnectError(
+                Reason.CONNECT_FAILED, "the venue closed the connection during the handshake"
+            )
 
     async def _subscribe_rest(self, link: _Link) -> None:
         """Subscribe the streams the URL could not carry, at Binance's request rate."""
@@ -409,7 +444,7 @@ class WsSession:
                     continue
                 probe = breaker.begin()
             self._set_state(SessionState.CONNECTING, Reason.PROBE if probe else reason)
-            link = self._new_link()
+            link = self._new_link(primary=True)
             try:
                 await self._open(link, self.on_message)
             except _ConnectError as exc:
@@ -417,20 +452,14 @@ class WsSession:
                 self._failures += 1
                 if breaker is not None:
                     breaker.failure(exc.detail)
-                self._set_state(SessionState.BACKOFF, exc.reason, exc.detail)
+                # A probe is expected to fail while the venue is down: the breaker says so.
+                self._set_state(SessionState.BACKOFF, exc.reason, exc.detail, quiet=probe)
                 await self._pause(self.backoff.delay(self._failures))
                 reason = Reason.RECONNECT
                 continue
             if self._stopping:
                 link.disconnect(Reason.STOPPED)
                 break
-            self._became_current(link)
-            self._set_state(
-                SessionState.LIVE,
-                Reason.CONNECTED if reason == Reason.START else Reason.RECONNECTED,
-                self.url if len(self.url) < 200 else f"{self.base_url}/stream + SUBSCRIBE",
-            )
-            self._live.set()
             await self._subscribe_rest(link)
             link = await self._hold()
             self._live.clear()
@@ -515,7 +544,7 @@ class WsSession:
     async def _monitor(self) -> None:
         """Sample the streams, start rotations, note working connections, every tick."""
         while True:
-            await asyncio.sleep(_TICK_S)
+            await asyncio.sleep(self._tick_s)
             link = self._current
             if link is None or link.transport is None or link.transport.is_disconnected:
                 continue
@@ -550,11 +579,15 @@ class WsSession:
     async def _rotate(self, rotation: _Rotation, old: _Link) -> None:
         """Open a second connection beside ``old`` and hand over to it without a gap."""
         handover = rotation.handover
-        age_h = (time.monotonic() - old.connected_at) / 3600
-        self._set_state(SessionState.ROTATING, Reason.ROTATE, f"connection {age_h:.2f} h old")
+        age = time.monotonic() - old.connected_at
+        self._set_state(
+            SessionState.ROTATING,
+            Reason.ROTATE,
+            f"connection {age / 3600:.2f} h old" if age >= 360 else f"connection {age:.1f} s old",
+        )
         if old.listener is not None:
             old.listener.deliver = handover.pass_through
-        new = rotation.link = self._new_link()
+        new = rotation.link = self._new_link(primary=False)
         try:
             await self._open(new, handover.from_new)
             await self._subscribe_rest(new)

@@ -9,9 +9,9 @@ kline stream that speaks every two seconds each get their own threshold:
 Nothing here runs per message. The feed stores each stream's last receive
 time (one dict store, :attr:`tickhawk.venues.binance.feed.BinanceFeed.last_seen`);
 :meth:`StaleWatch.check` samples those times from a timer. The usual gap is
-a moving average of the gaps seen between samples: at most the true mean
-gap of a busy stream is over-estimated up to the sampling period, which only
-errs towards the floor.
+a moving average of the gaps seen between samples: a busy stream looks one
+sampling period apart, so the session samples at least every
+``floor_s / factor / 2`` and such a stream is judged by the floor.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from aiohttp import web
 from tickhawk.sim.intervals import INTERVALS
 from tickhawk.sim.klines import KlineText
 from tickhawk.sim.symbols import SymbolSpec, fixed8
-from tickhawk.sim.tape import TradeTape
+from tickhawk.sim.tape import Trades, TradeTape
 
 __all__ = ["BinanceError", "MarketData", "RestFaults", "WeightMeter", "make_app"]
 
@@ -254,6 +254,23 @@ class _Api:
         limit = self._int(request, "limit", 1, 1_000) or 500
         window = self.data.tape(index).window()
         window = window.take(slice(max(0, len(window) - limit), None))
+        return self._reply(self._trades_json(index, spec, window), 25)
+
+    async def historical_trades(self, request: web.Request) -> web.Response:
+        """``historicalTrades``: from ``fromId`` on (the oldest kept if older), else the latest."""
+        self._allow(request, "symbol", "limit", "fromId")
+        index, spec = self._symbol(request)
+        limit = self._int(request, "limit", 1, 1_000) or 500
+        from_id = self._int(request, "fromId")
+        window = self.data.tape(index).window()
+        if from_id is None:
+            start = max(0, len(window) - limit)
+        else:
+            start = int(np.searchsorted(window.ids, from_id))
+        window = window.take(slice(start, start + limit))
+        return self._reply(self._trades_json(index, spec, window), 25)
+
+    def _trades_json(self, index: int, spec: SymbolSpec, window: Trades) -> str:
         text = self.text[index]
         parts = []
         for trade_id, price, qty, when, maker in zip(
@@ -269,7 +286,7 @@ class _Api:
                 f'"qty":"{fixed8(qty * spec.qty_e8)}","quoteQty":"{text.quote(price * qty)}",'
                 f'"time":{when},"isBuyerMaker":{"true" if maker else "false"},"isBestMatch":true}}'
             )
-        return self._reply("[" + ",".join(parts) + "]", 25)
+        return "[" + ",".join(parts) + "]"
 
     async def agg_trades(self, request: web.Request) -> web.Response:
         self._allow(request, "symbol", "fromId", "startTime", "endTime", "limit")
@@ -389,6 +406,7 @@ def make_app(
         app.router.add_get(f"{prefix}/exchangeInfo", api.exchange_info)
         app.router.add_get(f"{prefix}/depth", api.depth)
         app.router.add_get(f"{prefix}/trades", api.trades)
+        app.router.add_get(f"{prefix}/historicalTrades", api.historical_trades)
         app.router.add_get(f"{prefix}/aggTrades", api.agg_trades)
         app.router.add_get(f"{prefix}/klines", api.klines)
     return app

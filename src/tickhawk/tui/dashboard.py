@@ -20,7 +20,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Sparkline, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Sparkline, Static
 
 from tickhawk.metrics.snapshot import STAGES, Snapshot
 from tickhawk.model import Signal
@@ -36,6 +37,7 @@ from tickhawk.tui.panels import (
     summary_text,
     symbol_rows,
 )
+from tickhawk.tui.table import Column, TextTable
 
 if TYPE_CHECKING:
     from tickhawk.app.live import LiveApp
@@ -44,44 +46,44 @@ __all__ = ["Dashboard", "DashboardView", "Source"]
 
 _log = logging.getLogger("tickhawk.tui")
 
-#: (label, width) of each table's columns.
-_SYMBOL_COLUMNS = (
-    ("symbol", 12),
-    ("price", 11),
-    ("spread bps", 10),
-    ("book", 11),
-    ("trades", 10),
-    ("trades/s", 8),
-    ("last signal", 18),
+#: Each table's columns: (header, width, alignment).
+_SYMBOL_COLUMNS: tuple[Column, ...] = (
+    ("symbol", 12, "<"),
+    ("price", 10, ">"),
+    ("spread bps", 10, ">"),
+    ("book", 11, "<"),
+    ("trades", 10, ">"),
+    ("trades/s", 8, ">"),
+    ("last signal", 18, "<"),
 )
-_SIGNAL_COLUMNS = (
-    ("time", 8),
-    ("symbol", 11),
-    ("strategy", 8),
-    ("side", 7),
-    ("score", 5),
-    ("price", 9),
-    ("µs", 5),
+_SIGNAL_COLUMNS: tuple[Column, ...] = (
+    ("time", 8, "<"),
+    ("symbol", 11, "<"),
+    ("strategy", 8, "<"),
+    ("side", 7, "<"),
+    ("score", 5, ">"),
+    ("price", 9, ">"),
+    ("µs", 6, ">"),
 )
-_STAGE_COLUMNS = (
-    ("stage", 18),
-    ("count", 9),
-    ("p50 µs", 6),
-    ("p90 µs", 6),
-    ("p99 µs", 6),
-    ("p99.9 µs", 8),
-    ("max µs", 6),
-    ("p99 trend", 16),
+_STAGE_COLUMNS: tuple[Column, ...] = (
+    ("stage", 18, "<"),
+    ("count", 10, ">"),
+    ("p50 µs", 7, ">"),
+    ("p90 µs", 7, ">"),
+    ("p99 µs", 7, ">"),
+    ("p99.9 µs", 8, ">"),
+    ("max µs", 7, ">"),
+    ("p99 trend", 16, "<"),
 )
-_CONNECTION_COLUMNS = (
-    ("connection", 31),
-    ("state", 10),
-    ("streams", 7),
-    ("reconnects", 10),
-    ("frames", 11),
-    ("MB", 7),
-    ("ping ms", 7),
-    ("errors", 6),
+_CONNECTION_COLUMNS: tuple[Column, ...] = (
+    ("connection", 31, "<"),
+    ("state", 10, "<"),
+    ("streams", 7, ">"),
+    ("reconnects", 10, ">"),
+    ("frames", 12, ">"),
+    ("MB", 8, ">"),
+    ("ping ms", 7, ">"),
+    ("errors", 6, ">"),
 )
 
 
@@ -110,11 +112,12 @@ class Dashboard(App[None]):
     CSS = """
     #summary { height: 1; padding: 0 1; }
     .panel { border: round $primary 60%; border-title-color: $accent; }
-    Horizontal > DataTable, Horizontal > Static, Horizontal > Vertical { height: 100%; }
+    Horizontal > Static, Horizontal > Vertical { height: 100%; }
+    TextTable { padding: 0 1; }
     #top { height: 1fr; min-height: 8; }
     #symbols { width: 1fr; }
-    #signals { width: 68; }
-    #stages { width: 95; }
+    #signals { width: 72; }
+    #stages { width: 104; }
     #side { width: 1fr; }
     #throughput-box { height: 4; }
     #resources { height: 1fr; }
@@ -151,17 +154,17 @@ class Dashboard(App[None]):
         """Lay out the panels."""
         yield Static(id="summary")
         with Horizontal(id="top"):
-            yield DataTable(id="symbols", classes="panel")
-            yield DataTable(id="signals", classes="panel")
+            yield TextTable(_SYMBOL_COLUMNS, id="symbols")
+            yield TextTable(_SIGNAL_COLUMNS, id="signals")
         with Horizontal(id="middle"):
-            yield DataTable(id="stages", classes="panel")
+            yield TextTable(_STAGE_COLUMNS, id="stages")
             with Vertical(id="side"):
                 with Vertical(id="throughput-box", classes="panel"):
                     yield Static(id="throughput-label")
                     yield Sparkline([], id="throughput")
                 yield Static(id="resources", classes="panel")
         with Horizontal(id="bottom"):
-            yield DataTable(id="connections", classes="panel")
+            yield TextTable(_CONNECTION_COLUMNS, id="connections")
             yield Static(id="alerts", classes="panel")
         yield Footer()
 
@@ -173,23 +176,18 @@ class Dashboard(App[None]):
 
     def on_mount(self) -> None:
         """Set up the tables and start the refresh timer."""
-        for table_id, columns, title in (
-            ("#symbols", _SYMBOL_COLUMNS, "symbols"),
-            ("#signals", _SIGNAL_COLUMNS, "signals"),
-            ("#stages", _STAGE_COLUMNS, "latency per stage"),
-            ("#connections", _CONNECTION_COLUMNS, "connections"),
+        for panel_id, title in (
+            ("#symbols", "symbols"),
+            ("#signals", "signals"),
+            ("#stages", "latency per stage"),
+            ("#connections", "connections"),
+            ("#throughput-box", "throughput"),
+            ("#resources", "resources"),
+            ("#alerts", "alerts"),
         ):
-            table = self.query_one(table_id, DataTable)
-            table.cursor_type = "none"
-            table.zebra_stripes = True
-            table.border_title = title
-            for label, width in columns:
-                table.add_column(label, width=width, key=label)
-        self.query_one("#throughput-box").border_title = "throughput"
+            self.query_one(panel_id).border_title = title
         # one row per pipeline stage, whatever the engine measures
         self.query_one("#middle").styles.height = len(STAGES) + 3
-        self.query_one("#resources").border_title = "resources"
-        self.query_one("#alerts").border_title = "alerts"
         self.refresh_panels()
         self._timer = self.set_interval(1.0 / self.refresh_per_s, self.refresh_panels)
 
@@ -201,45 +199,47 @@ class Dashboard(App[None]):
 
     def show(self, snapshot: Snapshot, signals: Sequence[Signal]) -> None:
         """Redraw every panel from ``snapshot`` and ``signals``."""
+        # Panels keep their size whatever they show: every update repaints, none relayouts.
         self.refreshes += 1
         self._last = snapshot
         self._rate = self.history.add(snapshot)
         trade_rate = self.history.trade_rates[-1] if self.history.trade_rates else 0.0
         self.activity.update(snapshot)
         self._show_summary()
-        symbols = self.query_one("#symbols", DataTable)
-        shown = self.activity.top(snapshot.symbols, max(5, symbols.size.height - 1))
+        symbols = self.query_one("#symbols", TextTable)
+        shown = self.activity.top(snapshot.symbols, symbols.visible_rows or 20)
         total = len(snapshot.symbols)
-        symbols.border_title = (
+        _title(
+            symbols,
             f"symbols · {total:,}"
             if len(shown) == total
-            else f"symbols · top {len(shown)} of {total:,} by trades/s"
+            else f"symbols · top {len(shown)} of {total:,} by trades/s",
         )
-        _fill(symbols, symbol_rows(shown, self.activity))
-        feed = self.query_one("#signals", DataTable)
-        feed.border_title = f"signals · {snapshot.signals:,}"
-        _fill(feed, signal_rows(signals, max(5, feed.size.height - 1)))
-        _fill(self.query_one("#stages", DataTable), stage_rows(snapshot.stages, self.history))
+        symbols.set_rows(symbol_rows(shown, self.activity))
+        feed = self.query_one("#signals", TextTable)
+        _title(feed, f"signals · {snapshot.signals:,}")
+        feed.set_rows(signal_rows(signals, feed.visible_rows or 20))
+        stages = self.query_one("#stages", TextTable)
+        stages.set_rows(stage_rows(snapshot.stages, self.history))
         self.query_one("#throughput-label", Static).update(
             Text.assemble(
                 (f"{self._rate:,.0f} msg/s", "bold"),
-                f"  peak {max(self.history.rates, default=0.0):,.0f}"
-                f"  trades {trade_rate:,.0f}/s",
-            )
+                f"  peak {max(self.history.rates, default=0.0):,.0f}  trades {trade_rate:,.0f}/s",
+            ),
+            layout=False,
         )
         self.query_one("#throughput", Sparkline).data = list(self.history.rates)
-        self.query_one("#resources", Static).update(resources_text(snapshot))
-        connections = self.query_one("#connections", DataTable)
-        _fill(connections, connection_rows(snapshot))
+        self.query_one("#resources", Static).update(resources_text(snapshot), layout=False)
+        self.query_one("#connections", TextTable).set_rows(connection_rows(snapshot))
         alerts = self.query_one("#alerts", Static)
-        alerts.border_title = f"alerts · {len(snapshot.alerts)} firing"
+        _title(alerts, f"alerts · {len(snapshot.alerts)} firing")
         log_lines = self.logs.lines(3) if self.logs is not None else []
-        alerts.update(alerts_text(snapshot.alerts, log_lines, now=time.time()))
+        alerts.update(alerts_text(snapshot.alerts, log_lines, now=time.time()), layout=False)
 
     def _show_summary(self) -> None:
         if self._last is not None:
             self.query_one("#summary", Static).update(
-                summary_text(self._last, self._rate, paused=self.paused)
+                summary_text(self._last, self._rate, paused=self.paused), layout=False
             )
 
     def action_stop(self) -> None:
@@ -255,9 +255,9 @@ class Dashboard(App[None]):
             self.refresh_panels()
 
 
-def _fill(table: DataTable[object], rows: list[tuple[object, ...]]) -> None:
-    table.clear()
-    table.add_rows(rows)
+def _title(widget: Widget, title: str) -> None:
+    if widget.border_title != title:  # setting it repaints the widget
+        widget.border_title = title
 
 
 class DashboardView:

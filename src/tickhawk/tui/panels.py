@@ -22,6 +22,7 @@ from tickhawk.model import Signal
 __all__ = [
     "NOT_MEASURED",
     "Activity",
+    "Cell",
     "History",
     "alerts_text",
     "connection_rows",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 NOT_MEASURED = "…"
+
+#: What a table cell holds: plain or styled text.
+Cell = str | Text
 
 #: Eight heights of a text sparkline, lowest first.
 _BLOCKS = "▁▂▃▄▅▆▇█"
@@ -172,7 +176,7 @@ def summary_text(snapshot: Snapshot, rate: float, *, paused: bool = False) -> Te
     return text
 
 
-def symbol_rows(rows: Sequence[SymbolRow], activity: Activity) -> list[tuple[object, ...]]:
+def symbol_rows(rows: Sequence[SymbolRow], activity: Activity) -> list[tuple[Cell, ...]]:
     """Return the symbols table's rows: price, spread, book, trades, rate, last signal."""
     rate = activity.rate
     return [
@@ -197,9 +201,9 @@ def _signal_label(text: str) -> Text:
     return Text(text)
 
 
-def signal_rows(signals: Sequence[Signal], limit: int) -> list[tuple[object, ...]]:
+def signal_rows(signals: Sequence[Signal], limit: int) -> list[tuple[Cell, ...]]:
     """Return the newest ``limit`` signals, newest first: time, symbol, side, score, latency."""
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[Cell, ...]] = []
     for signal in reversed(signals[-limit:] if limit > 0 else []):
         long = signal.direction > 0
         rows.append(
@@ -216,9 +220,9 @@ def signal_rows(signals: Sequence[Signal], limit: int) -> list[tuple[object, ...
     return rows
 
 
-def stage_rows(stages: dict[str, StageStats], history: History) -> list[tuple[object, ...]]:
+def stage_rows(stages: dict[str, StageStats], history: History) -> list[tuple[Cell, ...]]:
     """Return one row per pipeline stage; "…" for a stage nothing has measured yet."""
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[Cell, ...]] = []
     for stage in STAGES:
         stats = stages.get(stage)
         if stats is None or not stats.count:
@@ -272,7 +276,7 @@ def resources_text(snapshot: Snapshot) -> Text:
     return text
 
 
-def connection_rows(snapshot: Snapshot) -> list[tuple[object, ...]]:
+def connection_rows(snapshot: Snapshot) -> list[tuple[Cell, ...]]:
     """Return one row per WebSocket session: state, reconnects, traffic, ping."""
     return [
         (

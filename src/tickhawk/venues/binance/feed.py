@@ -12,6 +12,7 @@ and skipped.
 from __future__ import annotations
 
 import math
+import traceback
 from collections.abc import Callable, Iterable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +43,9 @@ __all__ = ["STREAM_KINDS", "BinanceFeed", "FeedSink", "stream_kind"]
 
 _MS = 1_000_000
 _INF = math.inf
+#: Ids and times beyond these do not fit the int64 columns of the trade ring.
+_MAX_ID = 2**63
+_MAX_MS = (2**63 - 1) // _MS
 _PREFIX = b'{"stream":"'
 _PREFIX_LEN = len(_PREFIX)
 
@@ -147,21 +151,33 @@ class BinanceFeed:
     # -- hot path -------------------------------------------------------------
 
     def on_message(self, payload: bytes, t_recv: int, ts_recv: int) -> None:
-        """Decode and route one combined-stream message (``{"stream":…,"data":…}``)."""
+        """Decode and route one combined-stream message (``{"stream":…,"data":…}``).
+
+        Nothing raises out of here: an exception from further down (a state, a
+        strategy) is counted as ``exception`` and the message skipped.
+        """
         number = self.messages + 1
         self.messages = number
-        if number == self._sample_at:
-            self._timed(payload, t_recv, ts_recv)
-            return
-        if payload.startswith(_PREFIX):
-            end = payload.find(b'"', _PREFIX_LEN)
-            name = payload[_PREFIX_LEN:end]
-            handler = self._routes.get(name)
-            if handler is not None:
-                self.last_seen[name] = t_recv
-                handler(payload, t_recv, ts_recv)
+        try:  # free in Python 3.11 until something raises
+            if number == self._sample_at:
+                self._timed(payload, t_recv, ts_recv)
                 return
-        self._slow_path(payload, t_recv, ts_recv)
+            if payload.startswith(_PREFIX):
+                end = payload.find(b'"', _PREFIX_LEN)
+                name = payload[_PREFIX_LEN:end]
+                handler = self._routes.get(name)
+                if handler is not None:
+                    self.last_seen[name] = t_recv
+                    handler(payload, t_recv, ts_recv)
+                    return
+            self._slow_path(payload, t_recv, ts_recv)
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self.rejects.reject(
+                "exception",
+                f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno} "
+                f"on {payload[:80].decode('utf-8', 'replace')}",
+            )
 
     def _timed(self, payload: bytes, t_recv: int, ts_recv: int) -> None:
         """Handle one sampled message through the probed routes, then record its stages."""
@@ -237,6 +253,9 @@ def _trade_route(
         if not 0.0 < qty < _INF:
             reject("bad_qty", f"{stream} trade {msg.t} qty {qty}")
             return
+        if not (0 <= msg.t < _MAX_ID and 0 <= msg.T <= _MAX_MS):
+            reject("bad_time", f"{stream} trade id {msg.t} time {msg.T}")
+            return
         trade = Trade(symbol, msg.t, price, qty, SELL if msg.m else BUY, msg.T * _MS, ts_recv)
         on_trade(trade, t_recv, perf_counter_ns())
 
@@ -265,6 +284,9 @@ def _agg_trade_route(
             return
         if not 0.0 < qty < _INF:
             reject("bad_qty", f"{stream} aggTrade {msg.a} qty {qty}")
+            return
+        if not (0 <= msg.a < _MAX_ID and 0 <= msg.T <= _MAX_MS):
+            reject("bad_time", f"{stream} aggTrade id {msg.a} time {msg.T}")
             return
         trade = Trade(symbol, msg.a, price, qty, SELL if msg.m else BUY, msg.T * _MS, ts_recv)
         on_trade(trade, t_recv, perf_counter_ns())

@@ -40,13 +40,17 @@ __all__ = [
     "RestError",
     "TradeRow",
     "WeightBudget",
+    "decode_agg_trades",
     "decode_depth",
+    "decode_klines",
+    "decode_trades",
     "request_weight",
 ]
 
 _log = logging.getLogger("tickhawk.rest")
 _MS = 1_000_000
 _INF = float("inf")
+_MAX_MS = (2**63 - 1) // _MS  # the last epoch ms an int64 of ns holds
 
 #: Binance's request-weight limit per minute and IP, by market.
 WEIGHT_LIMITS = {"spot": 6_000, "usdm": 2_400}
@@ -125,6 +129,30 @@ def decode_depth(body: bytes) -> DepthSnapshot:
     if snapshot.lastUpdateId < 0:
         raise RestError(f"depth: lastUpdateId {snapshot.lastUpdateId} is negative")
     return snapshot
+
+
+def decode_trades(body: bytes) -> list[TradeRow]:
+    """Decode a ``/trades`` or ``/historicalTrades`` answer; raise :class:`RestError`."""
+    return _decode(_trades, body, "trades")
+
+
+def decode_agg_trades(body: bytes) -> list[AggTradeRow]:
+    """Decode an ``/aggTrades`` answer; raise :class:`RestError`."""
+    return _decode(_agg, body, "aggTrades")
+
+
+def decode_klines(symbol: str, interval: str, body: bytes) -> list[Bar]:
+    """Decode a ``/klines`` answer into bars; raise :class:`RestError` for a bad one."""
+    rows = _decode(_klines, body, "klines")
+    bars = []
+    for row in rows:
+        open_ms, o, h, low, c, volume = row[0], row[1], row[2], row[3], row[4], row[5]
+        if not (0 <= open_ms <= _MAX_MS and 0 <= row[8] and 0.0 <= volume < _INF):
+            raise RestError(f"klines: a bad open time, count or volume in {row[:9]}")
+        if not all(0.0 < price < _INF for price in (o, h, low, c)):
+            raise RestError(f"klines: a bad price in {row[:6]}")
+        bars.append(Bar(symbol, interval, open_ms * _MS, o, h, low, c, volume, row[8]))
+    return bars
 
 
 def request_weight(market: str, path: str, params: dict[str, str | int]) -> int:
@@ -374,11 +402,7 @@ class BinanceRest:
             params["startTime"] = start_ms
         if end_ms is not None:
             params["endTime"] = end_ms
-        rows = _decode(_klines, await self._get("/klines", params), "klines")
-        return [
-            Bar(symbol, interval, row[0] * _MS, row[1], row[2], row[3], row[4], row[5], row[8])
-            for row in rows
-        ]
+        return decode_klines(symbol, interval, await self._get("/klines", params))
 
     async def agg_trades(
         self,
@@ -397,7 +421,7 @@ class BinanceRest:
             params["startTime"] = start_ms
         if end_ms is not None:
             params["endTime"] = end_ms
-        return _decode(_agg, await self._get("/aggTrades", params), "aggTrades")
+        return decode_agg_trades(await self._get("/aggTrades", params))
 
     async def historical_trades(
         self, symbol: str, *, from_id: int | None = None, limit: int = 1000
@@ -406,12 +430,12 @@ class BinanceRest:
         params: dict[str, str | int] = {"symbol": symbol, "limit": limit}
         if from_id is not None:
             params["fromId"] = from_id
-        return _decode(_trades, await self._get("/historicalTrades", params), "historicalTrades")
+        return decode_trades(await self._get("/historicalTrades", params))
 
     async def recent_trades(self, symbol: str, *, limit: int = 1000) -> list[TradeRow]:
         """Return the venue's most recent ``limit`` trades, oldest first (``/trades``)."""
         params: dict[str, str | int] = {"symbol": symbol, "limit": limit}
-        return _decode(_trades, await self._get("/trades", params), "trades")
+        return decode_trades(await self._get("/trades", params))
 
 
 def _error_body(body: bytes) -> _ErrorBody:
