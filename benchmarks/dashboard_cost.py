@@ -9,7 +9,7 @@ on a pseudo-terminal of ``--size`` that this script reads and discards, once
 with ``--view plain`` (a status line every 5 s) and once with the dashboard
 (``--view dashboard``, drawing to that terminal at its default rate). Both
 variants run on a terminal, so the only difference is the view. Samples the
-engine process's CPU time with psutil after ``--warmup`` seconds and reads
+engine process's CPU time (and RSS) with psutil after ``--warmup`` seconds and reads
 receive→signal p50/p99 from the engine's summary line. Prints medians of each
 variant and of the per-run difference (dashboard − plain, percentage points of
 one core).
@@ -101,9 +101,11 @@ def run_once(variant: str, args: argparse.Namespace, size: tuple[int, int]) -> d
             time.sleep(args.warmup)
             cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
             cpu1, t1 = cpu0, t0
+            rss: list[float] = []
             while engine.poll() is None:
                 try:
                     cpu1, t1 = sum(proc.cpu_times()[:2]), time.monotonic()
+                    rss.append(proc.memory_info().rss / 2**20)
                 except psutil.NoSuchProcess:
                     break
                 time.sleep(0.5)
@@ -122,6 +124,7 @@ def run_once(variant: str, args: argparse.Namespace, size: tuple[int, int]) -> d
         )
     return {
         "engine_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+        "rss_peak_mb": max(rss),
         "delivered_msgs_per_s": float(match.group(1).replace(",", "")),
         "latency_p50_us": float(match.group(2)),
         "latency_p99_us": float(match.group(3)),
@@ -207,6 +210,7 @@ def main() -> None:
     for key, label, unit in (
         ("delivered_msgs_per_s", "delivered msg/s", ",.0f"),
         ("engine_cpu_pct", "engine CPU % of a core", ".2f"),
+        ("rss_peak_mb", "engine RSS peak MB", ".1f"),
         ("latency_p50_us", "receive→signal p50 µs", ".1f"),
         ("latency_p99_us", "receive→signal p99 µs", ".1f"),
     ):

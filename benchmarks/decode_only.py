@@ -2,6 +2,8 @@
 
 The reference the replay benchmark divides by: what the pipeline costs beyond
 decoding the same messages. Prints one JSON object like ``tickhawk replay --json``.
+The loop is :func:`tickhawk.bench.pipeline.decode_only`, which ``tickhawk bench``
+and the regression gate use too.
 """
 
 from __future__ import annotations
@@ -12,44 +14,19 @@ import time
 from time import perf_counter_ns
 
 from tickhawk.app.replay import streams_in
+from tickhawk.bench.data import NullSink
+from tickhawk.bench.pipeline import decode_only
 from tickhawk.capture import load_capture
-from tickhawk.model import Bar, BookUpdate, Quote, Trade
-from tickhawk.rejects import Rejects
-from tickhawk.venues.binance.feed import BinanceFeed
 
-
-class NullSink:
-    """Accept events and drop them."""
-
-    def on_trade(self, trade: Trade, t_recv: int, t_decoded: int) -> None:
-        pass
-
-    def on_quote(self, quote: Quote, t_recv: int, t_decoded: int) -> None:
-        pass
-
-    def on_book(self, update: BookUpdate, t_recv: int, t_decoded: int) -> None:
-        pass
-
-    def on_venue_bar(self, bar: Bar) -> None:
-        pass
-
-    def on_book_invalid(self, update_id: int, ts_recv: int) -> None:
-        pass
+__all__ = ["NullSink", "main"]
 
 
 def main(path: str) -> None:
     messages = load_capture(path)
-    streams = streams_in(messages)  # the same routes replay builds
-    symbols = {s.split("@")[0].upper() for s in streams}
-    feed = BinanceFeed({s: NullSink() for s in symbols}, streams, Rejects())
-    on_message = feed.on_message
-    snapshot = b'{"lastUpdateId"'
+    run = decode_only(streams_in(messages))  # the same routes replay builds
     cpu0 = time.process_time()
     t0 = perf_counter_ns()
-    for ts_recv, payload in messages:
-        if payload.startswith(snapshot):
-            continue
-        on_message(payload, perf_counter_ns(), ts_recv)
+    run(messages)
     wall = (perf_counter_ns() - t0) / 1e9
     cpu = time.process_time() - cpu0
     print(

@@ -26,113 +26,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import talib.stream as ts
-
-from tickhawk.indicators.streams import IndicatorSet, parse_spec
+from tickhawk.bench.data import KLINES as KLINES_FILE
+from tickhawk.bench.data import kline_bars
+from tickhawk.bench.indicators import SPECS, WARM, raw_runner, talipp_runner, tickhawk_runner
 from tickhawk.model import Bar
 
-KLINES = Path(__file__).resolve().parent.parent.parent / "shared/data/klines"
-SPECS = [
-    "ema=EMA(timeperiod=21)",
-    "sma=SMA(timeperiod=50)",
-    "rsi=RSI(timeperiod=14)",
-    "macd=MACD(fastperiod=12,slowperiod=26,signalperiod=9)",
-    "bb=BBANDS(timeperiod=20,nbdevup=2,nbdevdn=2)",
-    "atr=ATR(timeperiod=14)",
-    "adx=ADX(timeperiod=14)",
-    "stoch=STOCH(fastk_period=5,slowk_period=3,slowd_period=3)",
-    "cci=CCI(timeperiod=20)",
-    "obv=OBV",
-]
-WARM = 200
+__all__ = ["SPECS", "WARM", "load_bars", "main"]
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared/data"
 
 
 def load_bars(count: int) -> list[Bar]:
-    path = KLINES / "btc-perp-20211231-20220201_1m.csv"
+    path = DATA / KLINES_FILE
     if not path.exists():
         sys.exit(f"missing {path}: the benchmark reads the shared kline data")
-    bars = []
-    for i, line in enumerate(path.read_text().splitlines()[1 : count + WARM + 1]):
-        _, o, h, low, c, v = line.split(",")[:6]
-        bars.append(Bar("BTC", "1m", i, float(o), float(h), float(low), float(c), float(v), 1))
-    return bars
-
-
-def raw_runner(bars: list[Bar]) -> Callable[[list[Bar]], None]:
-    """Open the ten streams on the warm-up bars; return a loop calling update() directly."""
-    cols = {f: np.array([getattr(b, f) for b in bars]) for f in ("high", "low", "close", "volume")}
-    h, lo, c, v = cols["high"], cols["low"], cols["close"], cols["volume"]
-    ema = ts.EMA(c, timeperiod=21).update
-    sma = ts.SMA(c, timeperiod=50).update
-    rsi = ts.RSI(c, timeperiod=14).update
-    macd = ts.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9).update
-    bb = ts.BBANDS(c, timeperiod=20, nbdevup=2.0, nbdevdn=2.0).update
-    atr = ts.ATR(h, lo, c, timeperiod=14).update
-    adx = ts.ADX(h, lo, c, timeperiod=14).update
-    stoch = ts.STOCH(h, lo, c, fastk_period=5, slowk_period=3, slowd_period=3).update
-    cci = ts.CCI(h, lo, c, timeperiod=20).update
-    obv = ts.OBV(c, v).update
-
-    def run(timed: list[Bar]) -> None:
-        for bar in timed:
-            high = bar.high
-            low = bar.low
-            close = bar.close
-            volume = bar.volume
-            ema(close)
-            sma(close)
-            rsi(close)
-            macd(close)
-            bb(close)
-            atr(high, low, close)
-            adx(high, low, close)
-            stoch(high, low, close)
-            cci(high, low, close)
-            obv(close, volume)
-
-    return run
-
-
-def tickhawk_runner(bars: list[Bar]) -> Callable[[list[Bar]], None]:
-    indicators = IndicatorSet([parse_spec(spec) for spec in SPECS])
-    indicators.seed(bars)
-    assert indicators.ready
-
-    update = indicators.update  # stable once every stream is open, like the raw handles
-
-    def run(timed: list[Bar]) -> None:
-        for bar in timed:
-            update(bar)
-
-    return run
-
-
-def talipp_runner(bars: list[Bar]) -> Callable[[list[Bar]], None] | None:
-    try:
-        from talipp.indicators import ADX, ATR, BB, CCI, EMA, MACD, OBV, RSI, SMA, Stoch
-        from talipp.ohlcv import OHLCV
-    except ImportError:
-        return None
-    closes = [EMA(21), SMA(50), RSI(14), MACD(12, 26, 9), BB(20, 2.0)]
-    candles = [ATR(14), ADX(14, 14), Stoch(5, 3), CCI(20), OBV()]
-    adds = [i.add for i in closes]
-    candle_adds = [i.add for i in candles]
-    ohlcv = {id(b): OHLCV(b.open, b.high, b.low, b.close, b.volume) for b in bars}
-
-    def run(timed: list[Bar]) -> None:
-        for bar in timed:
-            candle = ohlcv.get(id(bar)) or OHLCV(bar.open, bar.high, bar.low, bar.close, bar.volume)
-            close = bar.close
-            for add in adds:
-                add(close)
-            for add in candle_adds:
-                add(candle)
-        for indicator in (*closes, *candles):
-            indicator.purge_oldest(max(0, len(indicator) - 100))  # keep memory bounded
-
-    run(bars)  # warm up
-    return run
+    return kline_bars(path, count + WARM)
 
 
 def per_bar_ns(run: Callable[[list[Bar]], None], timed: list[Bar]) -> float:

@@ -9,9 +9,14 @@ counted). Both replay inside an asyncio loop in chunks of 256 messages, as a
 live engine shares its loop with its timers. "On" is everything a live run
 has: the sampled stage probe on the hot path, the signal sink, the GC
 callbacks, the loop-lag timer, the once-a-second tick (resources, USS, leak
-detectors, the snapshot, the alert rules) and the Prometheus exporter scraped
-once a second by a client in the same process. It prints medians of msg/s and
-the ratio on ÷ off (the share of throughput the instrumentation keeps).
+detectors, the snapshot, the alert rules) and the Prometheus exporter, which
+this script scrapes once a second from the parent process, as Prometheus would.
+
+It prints medians of messages per CPU-second and per wall-second, and the
+ratio on ÷ off (the share of throughput the instrumentation keeps): the ratio
+of the medians and the median of the ratios of each run's pair. On a shared
+machine CPU time is the steadier basis: wall time also counts the time the
+process waited for a core.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -30,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT.parent / "shared" / "data" / "binance" / "usdm_btcusdt_20240808.gz"
 CHUNK = 256
+#: off: nothing; hot: only the hot path's share (probe + signal sink); on: everything.
+MODES = ("off", "hot", "on")
 
 
 def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dict[str, Any]:
@@ -41,6 +50,7 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
     from tickhawk.capture import load_capture
     from tickhawk.engine import Engine
     from tickhawk.metrics.monitor import Monitor
+    from tickhawk.metrics.registry import Metrics
     from tickhawk.metrics.settings import MetricsConfig
     from tickhawk.metrics.snapshot import Snapshot
     from tickhawk.presets import fast_config
@@ -53,15 +63,15 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
     kinds = sorted({s.split("@", 1)[1] for s in streams})
     config = fast_config(symbols, kinds, market=market_of(streams))
     decode_snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False).decode
-    on = mode == "on"
+    listen = "127.0.0.1:0" if mode == "on" else None
     monitor = (
         Monitor(
-            MetricsConfig(listen="127.0.0.1:0", sample_every=sample_every),
+            MetricsConfig(listen=listen, sample_every=sample_every),
             config.alerts,
             venue="replay",
             symbols=len(symbols),
         )
-        if on
+        if mode != "off"
         else None
     )
 
@@ -91,7 +101,7 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
 
     source = Source()
 
-    async def replay_once() -> tuple[int, float]:
+    async def replay_once() -> tuple[int, float, float]:
         source.done_messages = source.snapshot().messages
         source.done_trades = source.engine.trades + source.done_trades
         engine = source.engine = Engine(config)
@@ -101,6 +111,7 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
         state = next(iter(engine.states.values()))
         on_message = feed.on_message
         count = 0
+        cpu = time.process_time()
         start = perf_counter_ns()
         for begin in range(0, len(messages), CHUNK):
             for ts_recv, payload in messages[begin : begin + CHUNK]:
@@ -110,54 +121,59 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
                     on_message(payload, perf_counter_ns(), ts_recv)
                 count += 1
             await asyncio.sleep(0)  # let timers run, as between live frames
-        return count, (perf_counter_ns() - start) / 1e9
+        return count, (perf_counter_ns() - start) / 1e9, time.process_time() - cpu
 
-    async def scrape(port: int, stats: dict[str, float]) -> None:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as http:
-            while True:
-                await asyncio.sleep(1.0)
-                begin = perf_counter_ns()
-                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    await response.read()
-                stats["scrapes"] += 1
-                stats["scrape_ms"] += (perf_counter_ns() - begin) / 1e6
+    async def rates_only(metrics: Metrics) -> None:
+        """Mode hot: only what the probe's sampling gap needs, once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            engine = source.engine
+            messages = source.done_messages + sum(
+                s.trades.count + s.quotes + s.book_updates for s in engine.states.values()
+            )
+            metrics.tick(time.monotonic(), messages, source.done_trades + engine.trades)
 
     async def main() -> dict[str, Any]:
-        stats = {"scrapes": 0.0, "scrape_ms": 0.0}
         tasks = []
-        if monitor is not None:
+        if monitor is not None and mode == "hot":
+            tasks.append(asyncio.create_task(rates_only(monitor.metrics)))
+        elif monitor is not None:
             await monitor.start(source)
             assert monitor.address is not None
+            print(json.dumps({"port": monitor.address[1]}), flush=True)  # the parent scrapes it
             tasks.append(asyncio.create_task(monitor.run(source)))
-            tasks.append(asyncio.create_task(scrape(monitor.address[1], stats)))
+            await asyncio.sleep(1.5)  # a first scrape before the passes start
         rates = []
-        total_messages, total_s = 0, 0.0
+        total_messages, total_s, total_cpu_s = 0, 0.0, 0.0
         for number in range(passes):
-            count, seconds = await replay_once()
+            count, seconds, cpu_s = await replay_once()
             if number > 0:  # the first pass warms up
                 rates.append(count / seconds)
                 total_messages += count
                 total_s += seconds
+                total_cpu_s += cpu_s
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         result: dict[str, Any] = {
             "mode": mode,
             "msgs_per_s": total_messages / total_s,
+            "msgs_per_cpu_s": total_messages / total_cpu_s,
             "pass_rates": [round(r) for r in rates],
             "signals": source.engine.signals,
         }
         if monitor is not None:
+            result["sampled"] = monitor.metrics.probe.sampled
+            result["mean_gap"] = monitor.metrics.probe.mean_gap
+        if monitor is not None and mode == "on":
             began = perf_counter_ns()
             monitor.tick(source)
             result["tick_ms"] = (perf_counter_ns() - began) / 1e6
             result["ticks"] = monitor.ticks
-            result["scrapes"] = stats["scrapes"]
-            result["scrape_ms"] = stats["scrape_ms"] / max(1.0, stats["scrapes"])
-            result["sampled"] = monitor.metrics.probe.sampled
-            result["mean_gap"] = monitor.metrics.probe.mean_gap
+            server = monitor.server
+            assert server is not None
+            result["scrapes"] = server.scrapes
+            result["scrape_ms"] = server.render_s * 1e3 / max(1, server.scrapes)
             await monitor.stop()
         return result
 
@@ -166,11 +182,34 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
 
 
 def run_child(capture: str, mode: str, passes: int, sample_every: int | None) -> dict[str, Any]:
+    """Run one child; scrape its exporter once a second while it runs (mode on)."""
     cmd = [sys.executable, __file__, capture, "--child", mode, "--passes", str(passes)]
     if sample_every is not None:
         cmd += ["--sample-every", str(sample_every)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        stop = threading.Event()
+        scraper = None
+        if mode == "on":
+            port = json.loads(process.stdout.readline())["port"]
+            scraper = threading.Thread(target=_scrape, args=(port, stop), daemon=True)
+            scraper.start()
+        out = process.stdout.read()
+        stop.set()
+        if scraper is not None:
+            scraper.join()
+    if process.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {process.returncode}")
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _scrape(port: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                reply.read()
+        except OSError:
+            return  # the child has finished
 
 
 def main() -> None:
@@ -184,55 +223,66 @@ def main() -> None:
         help="time 1 in N messages (fixed) instead of following the message rate",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.capture, args.child, args.passes, args.sample_every)))
         return
-    off: list[dict[str, Any]] = []
-    on: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for run in range(args.runs):
-        order = ("off", "on") if run % 2 == 0 else ("on", "off")
-        for mode in order:
-            result = run_child(args.capture, mode, args.passes, args.sample_every)
-            (on if mode == "on" else off).append(result)
-    off_rate = statistics.median(r["msgs_per_s"] for r in off)
-    on_rate = statistics.median(r["msgs_per_s"] for r in on)
-    paired = statistics.median(
-        b["msgs_per_s"] / a["msgs_per_s"] for a, b in zip(off, on, strict=True)
-    )
-    result = {
+        order = MODES[run % 3 :] + MODES[: run % 3]  # each mode in each position in turn
+        for mode in order if run % 2 == 0 else order[::-1]:
+            runs[mode].append(run_child(args.capture, mode, args.passes, args.sample_every))
+    result: dict[str, Any] = {
         "capture": Path(args.capture).name,
         "runs": args.runs,
         "passes_counted": args.passes - 1,
-        "sample_every": args.sample_every or "adaptive (≈1000 samples/s)",
-        "off_msgs_per_s_median": round(off_rate),
-        "on_msgs_per_s_median": round(on_rate),
-        "ratio_on_off": round(on_rate / off_rate, 4),
-        "ratio_paired_median": round(paired, 4),
-        "overhead_pct": round(100 * (1 - on_rate / off_rate), 2),
-        "overhead_ns_per_msg": round(1e9 / on_rate - 1e9 / off_rate, 1),
-        "off_all": [round(r["msgs_per_s"]) for r in off],
-        "on_all": [round(r["msgs_per_s"]) for r in on],
-        "tick_ms_median": round(statistics.median(r["tick_ms"] for r in on), 3),
-        "scrape_ms_median": round(statistics.median(r["scrape_ms"] for r in on), 3),
-        "mean_gap_at_end": [r["mean_gap"] for r in on],
+        "sample_every": args.sample_every or "adaptive (about 1000 samples/s)",
     }
+    for basis, key in (("cpu", "msgs_per_cpu_s"), ("wall", "msgs_per_s")):
+        off = runs["off"]
+        off_rate = statistics.median(r[key] for r in off)
+        figures: dict[str, Any] = {"off_median": round(off_rate), "off_all": _all(off, key)}
+        for mode in ("hot", "on"):
+            rate = statistics.median(r[key] for r in runs[mode])
+            paired = statistics.median(
+                b[key] / a[key] for a, b in zip(off, runs[mode], strict=True)
+            )
+            figures[mode] = {
+                "median": round(rate),
+                "ratio_to_off": round(rate / off_rate, 4),
+                "ratio_paired_median": round(paired, 4),
+                "overhead_ns_per_msg": round(1e9 / rate - 1e9 / off_rate, 1),
+                "all": _all(runs[mode], key),
+            }
+        result[basis] = figures
+    on = runs["on"]
+    result["tick_ms_median"] = round(statistics.median(r["tick_ms"] for r in on), 3)
+    result["render_ms_median"] = round(statistics.median(r["scrape_ms"] for r in on), 3)
+    result["sampling_gap_at_end"] = [r["mean_gap"] for r in on]
     if args.json:
         print(json.dumps(result))
         return
-    print(f"capture               {result['capture']}, {args.runs} runs × {args.passes - 1} passes")
-    print(f"instrumentation off   {off_rate:>10,.0f} msg/s median   all: {result['off_all']}")
-    print(f"instrumentation on    {on_rate:>10,.0f} msg/s median   all: {result['on_all']}")
+    print(f"capture {result['capture']}, {args.runs} runs × {args.passes - 1} passes counted")
+    for basis, label in (("cpu", "msg per CPU-second"), ("wall", "msg per wall-second")):
+        figures = result[basis]
+        print(f"{label}:")
+        print(f"  off              {figures['off_median']:>10,}   all: {figures['off_all']}")
+        for mode, name in (("hot", "hot path only"), ("on", "everything on")):
+            f = figures[mode]
+            print(
+                f"  {name:<16} {f['median']:>10,}   ÷ off {f['ratio_to_off']} "
+                f"(paired median {f['ratio_paired_median']}; {f['overhead_ns_per_msg']} ns/msg)"
+                f"   all: {f['all']}"
+            )
     print(
-        f"on ÷ off              {result['ratio_on_off']:>10}  (paired median "
-        f"{result['ratio_paired_median']}; overhead {result['overhead_pct']} %, "
-        f"{result['overhead_ns_per_msg']} ns/msg)"
+        f"once-a-second tick {result['tick_ms_median']} ms; /metrics render "
+        f"{result['render_ms_median']} ms; sampling gap at the end {result['sampling_gap_at_end']}"
     )
-    print(
-        f"once-a-second tick    {result['tick_ms_median']} ms; /metrics scrape "
-        f"{result['scrape_ms_median']} ms; sampling gap at the end {result['mean_gap_at_end']}"
-    )
+
+
+def _all(results: list[dict[str, Any]], key: str) -> list[int]:
+    return [round(r[key]) for r in results]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ fills everything the configuration bounds (``--config lean``: the sizes that kee
 history (distinct Bars), every book side to ``max_levels`` + 10 % slack with
 its ordered near keys full, every indicator stream open, every feature window
 full. It prints the estimate of :mod:`tickhawk.budget` beside the measured RSS
-growth, and the error (estimate − measured) / measured; medians of ``--runs``.
+growth, and the error (estimate − measured) / measured; then the time of a full
+collection before and after ``gc.freeze()`` (what
+``resources.gc_freeze_after_warmup`` does); medians of ``--runs``.
 
 ``--calibrate`` measures each per-item constant of ``budget.py`` alone (RSS
 over thousands of items in a fresh interpreter) and the base: the peak RSS of
@@ -28,12 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 MB = 1 << 20
+BAR_FIELDS = ("open_time", "open", "high", "low", "close", "volume", "trades")
 STREAMS = ["trade", "bookTicker", "depth@100ms"]
 #: A configuration for many symbols: 1 m bars only, shorter rings, books and histories.
 LEAN: dict[str, Any] = {
@@ -72,42 +76,91 @@ def load_config(path: str | None, symbols: int) -> Any:
     return msgspec.structs.replace(config, resources=resources)
 
 
-def fill(engine: Any) -> None:
-    """Fill every bounded structure of ``engine`` to its capacity, through its own APIs."""
-    from tickhawk.model import Bar, Trade
+def fill_trades(state: Any, base: float) -> None:
+    from tickhawk.model import Trade
 
-    for s, state in enumerate(engine.states.values()):
-        base = 100.0 + s
+    ring = state.trades
+    for i in range(ring.capacity):
+        ring.append(Trade(state.symbol, i, base + i * 0.01, 1.0 + i, 1, i, i))
+
+
+def fill_bars(state: Any, base: float) -> None:
+    from tickhawk.model import Bar
+
+    for bars in state.bars.values():
+        step = bars.interval_ns
+        history = bars.history
+        for i in range(history.maxlen or 0):
+            price = base + i * 0.001
+            history.append(
+                Bar(state.symbol, bars.interval, i * step, price, price + 1.0,
+                    price - 1.0, price + 0.5, 10.0 + i, 100 + i)
+            )  # fmt: skip
+
+
+def fill_indicators(state: Any, base: float) -> None:
+    for label, indicator_set in state.indicators.items():
+        closed = list(state.bars[label].history)
+        for bar in closed[: indicator_set.bars_needed + 5] or []:
+            indicator_set.update(bar)
+        if closed:
+            indicator_set.peek(closed[-1])
+
+
+def fill_features(state: Any, base: float) -> None:
+    if state.features is None:
+        return
+    config = state.features.config
+    flow = state.features.flow
+    span_ns = int(
+        max(config.flow_window_s * (config.volume_baseline + 2), config.rv_window_s * 2) * 1e9
+    )
+    step_ns = int(min(config.flow_window_s / config.flow_buckets, config.rv_sample_s) * 1e9)
+    for j, ts in enumerate(range(0, span_ns, step_ns)):
+        flow.on_trade(base + j * 1e-4, 1.0 + j * 1e-3, 1 if j % 2 else -1, ts)
+
+
+def fill_books(state: Any, base: float) -> None:
+    if state.book_sync is not None:
+        fill_book(state.book_sync.book, base)
+
+
+#: What ``fill`` fills, in order, named as :func:`tickhawk.budget.estimate`'s parts.
+FILLS = {
+    "trades": fill_trades,
+    "bars": fill_bars,
+    "indicators": fill_indicators,
+    "features": fill_features,
+    "books": fill_books,
+}
+
+
+def fill(engine: Any, on_part: Any = None) -> None:
+    """Fill every bounded structure of ``engine`` to its capacity, through its own APIs.
+
+    ``on_part(name)`` is called after each part is full in every symbol.
+    """
+    for name, fill_part in FILLS.items():
+        for s, state in enumerate(engine.states.values()):
+            fill_part(state, 100.0 + s)
+        if on_part is not None:
+            on_part(name)
+
+
+def preallocated(engine: Any) -> dict[str, int]:
+    """Return the exact bytes of the columns allocated in full at build: rings and histories."""
+    trades = bars = 0
+    for state in engine.states.values():
         ring = state.trades
-        for i in range(ring.capacity):
-            ring.append(Trade(state.symbol, i, base + i * 0.01, 1.0 + i, 1, i, i))
-        for bars in state.bars.values():
-            step = bars.interval_ns
-            history = bars.history
-            for i in range(history.maxlen or 0):
-                price = base + i * 0.001
-                history.append(
-                    Bar(state.symbol, bars.interval, i * step, price, price + 1.0,
-                        price - 1.0, price + 0.5, 10.0 + i, 100 + i)
-                )  # fmt: skip
-        for label, indicator_set in state.indicators.items():
-            closed = list(state.bars[label].history)
-            for bar in closed[: indicator_set.bars_needed + 5] or []:
-                indicator_set.update(bar)
-            if closed:
-                indicator_set.peek(closed[-1])
-        if state.features is not None:
-            config = state.features.config
-            flow = state.features.flow
-            span_ns = int(
-                max(config.flow_window_s * (config.volume_baseline + 2), config.rv_window_s * 2)
-                * 1e9
-            )
-            step_ns = int(min(config.flow_window_s / config.flow_buckets, config.rv_sample_s) * 1e9)
-            for j, ts in enumerate(range(0, span_ns, step_ns)):
-                flow.on_trade(base + j * 1e-4, 1.0 + j * 1e-3, 1 if j % 2 else -1, ts)
-        if state.book_sync is not None:
-            fill_book(state.book_sync.book, base)
+        trades += sum(
+            column.buffer_info()[1] * column.itemsize
+            for column in (ring.price, ring.qty, ring.ts_event, ring.ts_recv, ring.id, ring.side)
+        )
+        for aggregator in state.bars.values():
+            # A history of Bar objects (a deque, before columns) has none: it grows as filled.
+            columns = [getattr(aggregator.history, field, None) for field in BAR_FIELDS]
+            bars += sum(c.buffer_info()[1] * c.itemsize for c in columns if isinstance(c, array))
+    return {"trades": trades, "bars": bars}
 
 
 def fill_book(book: Any, mid: float) -> None:
@@ -140,8 +193,28 @@ def one(symbols: int, config_path: str | None) -> dict[str, Any]:
     before = rss()
     engine = Engine(config)
     engine.feed()
-    fill(engine)
-    after = rss()
+    built = rss()
+    # Rings and histories are allocated when the engine is built: charge their exact
+    # bytes to their parts, the rest of the build to "symbols"; other parts grow as filled.
+    measured = {
+        "symbols": float(built - before),
+        **{k: float(v) for k, v in preallocated(engine).items()},
+    }
+    measured["symbols"] -= measured["trades"] + measured["bars"]
+    last = [built]
+
+    def on_part(name: str) -> None:
+        now = rss()
+        measured[name] = measured.get(name, 0.0) + now - last[0]
+        last[0] = now
+
+    fill(engine, on_part)
+    after = last[0]
+    collect_ms = full_collection_ms()
+    objects = len(gc.get_objects())
+    gc.freeze()  # what resources.gc_freeze_after_warmup does once warm-up is over
+    frozen_ms = full_collection_ms()
+    gc.unfreeze()
     result = estimate(config)
     base = next(p.bytes for p in result.parts if p.name == "base")
     return {
@@ -152,8 +225,22 @@ def one(symbols: int, config_path: str | None) -> dict[str, Any]:
         "estimated_growth_mb": (result.total - base) / MB,
         "estimated_total_mb": result.total_mb,
         "parts_mb": {p.name: round(p.bytes / MB, 2) for p in result.parts},
+        "measured_parts_mb": {k: round(v / MB, 2) for k, v in measured.items()},
         "levels": [len(s.book_sync.book) for s in engine.states.values() if s.book_sync][:1],
+        "gc_objects": objects,
+        "gc_full_ms": collect_ms,
+        "gc_full_frozen_ms": frozen_ms,
     }
+
+
+def full_collection_ms(times: int = 7) -> float:
+    """Return the median time of a full collection (the pause a generation-2 one makes)."""
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        gc.collect()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
 
 
 def child(args: list[str]) -> dict[str, Any]:
@@ -341,10 +428,17 @@ def main() -> None:
         row = {
             **{k: first[k] for k in ("symbols", "estimated_growth_mb", "estimated_total_mb")},
             "parts_mb": first["parts_mb"],
+            "measured_parts_mb": {
+                name: statistics.median(r["measured_parts_mb"].get(name, 0.0) for r in runs)
+                for name in first["measured_parts_mb"]
+            },
             "rss_imports_mb": statistics.median(r["rss_imports_mb"] for r in runs),
             "rss_filled_mb": statistics.median(r["rss_filled_mb"] for r in runs),
             "measured_growth_mb": measured,
             "error_pct": 100.0 * (first["estimated_growth_mb"] - measured) / measured,
+            "gc_objects": first["gc_objects"],
+            "gc_full_ms": statistics.median(r["gc_full_ms"] for r in runs),
+            "gc_full_frozen_ms": statistics.median(r["gc_full_frozen_ms"] for r in runs),
             "runs": args.runs,
         }
         report.append(row)
@@ -355,8 +449,16 @@ def main() -> None:
                 f"{measured:8.1f} MB (RSS {row['rss_imports_mb']:.1f} → "
                 f"{row['rss_filled_mb']:.1f} MB), error {row['error_pct']:+.1f} %"
             )
-            parts = ", ".join(f"{k} {v:.1f}" for k, v in row["parts_mb"].items())
-            print(f"        parts (MB): {parts}")
+            measured_parts = row["measured_parts_mb"]
+            parts = ", ".join(
+                f"{k} {v:.1f}/{measured_parts[k]:.1f}" if k in measured_parts else f"{k} {v:.1f}"
+                for k, v in row["parts_mb"].items()
+            )
+            print(f"        parts, estimated/measured (MB): {parts}")
+            print(
+                f"        full collection of {row['gc_objects']:,} tracked objects: "
+                f"{row['gc_full_ms']:.1f} ms, after gc.freeze(): {row['gc_full_frozen_ms']:.2f} ms"
+            )
     if args.json:
         print(json.dumps(report))
 

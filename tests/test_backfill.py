@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import cache
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tickhawk.app.backfill import TradeGap
+from conftest import data_file
+from tickhawk.app.backfill import Backfiller, Page, TradeGap, TradeIdSource
 from tickhawk.app.live import LiveApp
+from tickhawk.app.recovery import RecoveryTracker
 from tickhawk.config import parse_config
-from tickhawk.model import Trade
-from tickhawk.presets import fast_config_data
+from tickhawk.engine import Engine
+from tickhawk.model import BUY, SELL, Trade
+from tickhawk.presets import fast_config, fast_config_data
 from tickhawk.sim import SimConfig, Simulator
 from tickhawk.venues.binance.rest import BinanceRest
 
@@ -77,7 +86,7 @@ class Harness:
         seen = len(self.trades[symbol])
         await until(lambda: len(self.trades[symbol]) >= seen + extra, 15, f"{symbol} trades")
 
-    async def lose_then_drop(self, mode: str, lost: int = 40) -> None:
+    async def lose_then_drop(self, mode: str, lost: int = 40, symbols: list[str] = SYMBOLS) -> None:
         """Stall the connection throwing its frames away, then drop it."""
         stats = self.sim.stats
         sent, aggs = dict(stats.trades_sent), stats.by_kind.get("aggTrade", 0)
@@ -87,7 +96,7 @@ class Harness:
             now = self.sim.stats
             if aggs:  # aggTrade streams (trades_sent counts trade streams)
                 return now.by_kind["aggTrade"] >= aggs + lost * len(SYMBOLS)
-            return all(now.trades_sent[s] >= sent[s] + lost for s in SYMBOLS)
+            return all(now.trades_sent[s] >= sent[s] + lost for s in symbols)
 
         await until(lost_enough, 15, "trades published during the stall")
         session = self.app.sessions[0]
@@ -107,15 +116,50 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
+async def without_historical_trades(rest_url: str) -> AsyncIterator[str]:
+    """Serve the simulator's REST on another loopback port, but refuse ``historicalTrades``
+    as Binance's futures REST refuses a client without an API key (none can be shown here)."""
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.Response:
+        if request.path.endswith("/historicalTrades"):
+            return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
+        async with session.get(rest_url + request.path_qs) as answer:
+            headers = {k: v for k, v in answer.headers.items() if k.startswith("X-MBX")}
+            body = await answer.read()
+            return web.Response(body=body, status=answer.status, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+@contextlib.asynccontextmanager
 async def live_on_sim(
-    streams: list[str] | None = None, *, rate: float = 2_000.0, **tables: dict[str, object]
+    streams: list[str] | None = None,
+    *,
+    rate: float = 2_000.0,
+    no_historical: bool = False,
+    **tables: dict[str, object],
 ) -> AsyncIterator[Harness]:
     """Start the simulator and a live app on it (no warm-up); yield once it is synced."""
-    async with Simulator(
-        SimConfig(symbols=SYMBOLS, rate=rate, seed=5, start_time_ms=START_MS)
-    ) as sim:
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(
+            Simulator(SimConfig(symbols=SYMBOLS, rate=rate, seed=5, start_time_ms=START_MS))
+        )
+        rest_url = sim.rest_url
+        if no_historical:
+            rest_url = await stack.enter_async_context(without_historical_trades(rest_url))
         data = fast_config_data(
-            list(sim.symbols), streams or TRADE_BOOK, ws_url=sim.ws_url, rest_url=sim.rest_url
+            list(sim.symbols), streams or TRADE_BOOK, ws_url=sim.ws_url, rest_url=rest_url
         )
         data["warmup"] = {"enabled": False}
         data.update(tables)
@@ -153,7 +197,8 @@ def test_trades_lost_in_drops_are_back_filled_in_order_and_each_outage_is_timed(
             app = harness.app
             for number in range(1, drops + 1):
                 await harness.lose_then_drop(mode)
-                await until(lambda: len(app.recovery.recoveries) >= number, 20, "recovery")
+                done = number
+                await until(lambda: len(app.recovery.recoveries) >= done, 20, "recovery")
                 for symbol in SYMBOLS:
                     await harness.more_trades(symbol)
             harness.sim.faults.clear()
@@ -229,7 +274,7 @@ def test_when_rest_fails_the_gap_is_an_event_with_its_exact_extent() -> None:
     async def scenario() -> None:
         async with live_on_sim(rest={"retries": 1, "timeout_s": 2.0}) as harness:
             app = harness.app
-            harness.sim.faults.rest_error(503, count=1_000, path="trades")
+            harness.sim.faults.rest_error(503, count=1_000, path="historicalTrades")
             await harness.lose_then_drop("close")
             await until(lambda: len(harness.gaps) >= len(SYMBOLS), 20, "a gap per symbol")
             for symbol in SYMBOLS:
@@ -243,7 +288,9 @@ def test_when_rest_fails_the_gap_is_an_event_with_its_exact_extent() -> None:
             received = harness.ids(symbol)
             lost = harness.not_received(symbol)
             assert lost == list(range(gap.first_id, gap.last_id + 1)) and gap.count == len(lost)
-            assert gap.reason.startswith("REST: GET /trades failed after 2 attempts: HTTP 503")
+            assert gap.reason.startswith(
+                "REST: GET /historicalTrades failed after 2 attempts: HTTP 503"
+            )
             assert received == sorted(set(received))  # what did arrive is in order, once
         assert snapshot.backfill_failures == len(SYMBOLS)
         assert snapshot.trades_missing == sum(g.count for g in harness.gaps)
@@ -257,7 +304,7 @@ def test_a_full_hold_buffer_releases_every_trade_and_reports_the_gap() -> None:
 
     async def scenario() -> None:
         async with live_on_sim(backfill={"buffer": 20}) as harness:
-            harness.sim.faults.rest_error(429, count=1, retry_after=2, path="trades")
+            harness.sim.faults.rest_error(429, count=1, retry_after=2, path="historicalTrades")
             await harness.lose_then_drop("reset")
             await until(lambda: len(harness.gaps) >= 1, 20, "the gap of the full buffer")
             for symbol in SYMBOLS:
@@ -292,3 +339,220 @@ def test_with_backfill_off_the_lost_trades_are_still_reported() -> None:
         assert harness.app.backfill is not None and harness.app.backfill.trades_backfilled == 0
 
     run(scenario())
+
+
+# -- the merge in SymbolState, driven by the real Backfiller over a venue's trade list -------
+
+
+@cache
+def real_trades() -> list[Trade]:
+    """The 9,999 contiguous Binance USD-M trades of ../shared/data/trades."""
+    trades = []
+    with data_file("trades/tardis_trades.csv").open() as rows:
+        for row in csv.DictReader(rows):
+            trades.append(
+                Trade(
+                    "BTCUSDT",
+                    int(row["id"]),
+                    float(row["price"]),
+                    float(row["amount"]),
+                    BUY if row["side"] == "buy" else SELL,
+                    int(row["timestamp"]) * 1_000,
+                    int(row["local_timestamp"]) * 1_000,
+                )
+            )
+    return trades
+
+
+class Venue:
+    """The venue's REST history: the trades published so far (a TradeSource)."""
+
+    def __init__(self, trades: list[Trade]) -> None:
+        self.trades = trades
+        self.published = 0  # trades[: published] exist at the venue
+        self.pages = 0
+
+    async def page(self, symbol: str, from_id: int, limit: int) -> Page:
+        self.pages += 1
+        await asyncio.sleep(0)  # an answer comes later: live trades may arrive meanwhile
+        first = self.trades[0].id
+        start = max(0, from_id - first)
+        rows = self.trades[start : min(self.published, start + limit)]
+        return Page(rows, start + limit >= self.published)
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> tuple[int, int, list[int], int]:
+    """(trades before the drop, trades lost, arrival order of the next ones, page size)."""
+    before = draw(st.integers(1, 300))
+    lost = draw(st.integers(0, 400))
+    count = draw(st.integers(0, 300))
+    order = list(range(before + lost, before + lost + count))
+    for _ in range(draw(st.integers(0, 5))):  # reordered neighbours, repeats
+        if len(order) > 2:
+            at = draw(st.integers(0, len(order) - 2))
+            if draw(st.booleans()):
+                order[at], order[at + 1] = order[at + 1], order[at]
+            else:
+                order.insert(at, order[at])
+    return before, lost, order, draw(st.sampled_from([7, 50, 1000]))
+
+
+def merge_run(before: int, lost: int, order: list[int], limit: int, buffer: int) -> Any:
+    """Apply ``before`` trades, drop, then the arrivals while the Backfiller fills the gap."""
+    trades = real_trades()
+    engine = Engine(fast_config(["BTCUSDT"], ["trade"]))
+    state = engine.states["BTCUSDT"]
+    applied: list[int] = []
+    state.trade_listeners.append(lambda trade: applied.append(trade.id))
+    venue = Venue(trades)
+    backfiller = Backfiller(engine, venue, buffer=buffer, page_limit=limit, timeout_s=30)
+    gaps: list[TradeGap] = []
+    backfiller.listeners.append(gaps.append)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(backfiller.run())
+        await asyncio.sleep(0)
+        for trade in trades[:before]:
+            state.on_trade(trade, 0, 0)
+        venue.published = before + lost
+        backfiller.on_connected(["BTCUSDT"])  # the drop lost ``lost`` trades
+        for number, index in enumerate(order):
+            venue.published = max(venue.published, index + 1)
+            state.on_trade(trades[index], 0, 0)
+            if number % 3 == 0:
+                await asyncio.sleep(0)
+        await until(lambda: not backfiller.busy("BTCUSDT"), 10, "the backfills to end")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    first = trades[0].id
+    return [i - first for i in applied], gaps, state, backfiller
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(case=arrivals())
+def test_a_backfill_merges_every_trade_once_in_order(case: tuple[int, int, list[int], int]) -> None:
+    before, lost, order, limit = case
+    applied, gaps, state, backfiller = merge_run(before, lost, order, limit, buffer=50_000)
+    newest = max([*order, before + lost - 1])  # the venue has the lost ones
+    assert applied == list(range(newest + 1))  # every id once, in order, none missing
+    assert gaps == [] and state.missing_trade_ids == set() and state.held is None
+    assert backfiller.trades_backfilled >= lost
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(case=arrivals(), buffer=st.integers(1, 40))
+def test_a_full_buffer_releases_in_order_and_every_id_is_applied_or_reported(
+    case: tuple[int, int, list[int], int], buffer: int
+) -> None:
+    before, lost, order, limit = case
+    applied, gaps, _, _ = merge_run(before, lost, order, limit, buffer=buffer)
+    first = real_trades()[0].id
+    reported = {i - first for gap in gaps for i in range(gap.first_id, gap.last_id + 1)}
+    assert len(applied) == len(set(applied))  # each at most once
+    # A reported id is applied only if the stream brought it late (reordered arrivals).
+    assert set(applied) & reported <= set(order)
+    newest = max([*order, before + lost - 1])
+    assert set(applied) | reported >= set(range(newest + 1))  # nothing hidden
+    assert all(gap.reason == "buffer_full" for gap in gaps)
+    if not gaps:
+        assert applied == list(range(newest + 1))
+
+
+# -- recovery timing -------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_recovery_lasts_from_the_drop_until_live_books_synced_and_backfill_done() -> None:
+    clock = Clock()
+    tracker = RecoveryTracker(clock=clock)
+    synced = {"books": True, "filled": True}
+    number = tracker.add_connection(lambda: (synced["books"], synced["filled"]))
+    tracker.on_state(number, True)  # the first connect is no outage
+    assert tracker.recoveries_s == [] and not tracker.recovering
+    clock.now = 110.0
+    tracker.on_state(number, False)
+    synced.update(books=False, filled=False)
+    clock.now = 110.2
+    tracker.on_state(number, True)
+    assert tracker.recovering
+    clock.now = 110.3
+    synced["filled"] = True
+    tracker.check()
+    clock.now = 110.9
+    synced["books"] = True
+    tracker.check()
+    (recovery,) = tracker.recoveries
+    assert recovery.seconds == pytest.approx(0.9) and recovery.dominated_by == "books"
+    assert recovery.reconnect_s == pytest.approx(0.2)
+    assert recovery.backfill_s == pytest.approx(0.1) and recovery.books_s == pytest.approx(0.7)
+    assert tracker.available_s == pytest.approx(10.0 + 0.7)  # live 100-110, 110.2-110.9
+
+
+def test_a_drop_while_recovering_extends_the_same_outage() -> None:
+    clock = Clock()
+    tracker = RecoveryTracker(clock=clock)
+    synced = [False]
+    first = tracker.add_connection(lambda: (synced[0], True))
+    second = tracker.add_connection(lambda: (True, True))
+    tracker.on_state(first, True)
+    tracker.on_state(second, True)
+    tracker.on_state(first, False)
+    clock.now += 1.0
+    tracker.on_state(first, True)
+    clock.now += 0.5
+    tracker.on_state(first, False)  # again, before the books were back
+    clock.now += 2.0
+    tracker.on_state(first, True)
+    synced[0] = True
+    tracker.check()
+    (recovery,) = tracker.recoveries
+    assert recovery.drops == 2 and recovery.seconds == pytest.approx(3.5)
+    assert recovery.dominated_by == "reconnect" and recovery.reconnect_s == pytest.approx(3.5)
+    assert tracker.outages == 1 and not tracker.recovering
+    assert tracker.available_s == pytest.approx(0.5)  # both live only from 101.0 to 101.5
+
+
+def test_without_historical_trades_the_backfill_takes_the_venues_recent_trades() -> None:
+    async def scenario() -> None:
+        async with live_on_sim(no_historical=True) as harness:
+            await harness.lose_then_drop("reset")
+            await until(lambda: len(harness.app.recovery.recoveries) == 1, 20, "recovery")
+            for symbol in SYMBOLS:
+                await harness.more_trades(symbol)
+            backfill = harness.app.backfill
+            assert backfill is not None and isinstance(backfill.source, TradeIdSource)
+            assert not backfill.source.historical and backfill.trades_backfilled >= 80
+        for symbol in SYMBOLS:
+            harness.assert_every_trade_once_in_order(symbol)
+        assert harness.gaps == []
+
+    run(scenario())
+
+
+def test_a_loss_older_than_the_venues_recent_trades_is_reported_exactly() -> None:
+    async def scenario() -> None:
+        async with live_on_sim(no_historical=True) as harness:
+            await harness.lose_then_drop("close", lost=1_300, symbols=["BTCUSDT"])
+            await until(lambda: len(harness.app.recovery.recoveries) == 1, 20, "recovery")
+            for symbol in SYMBOLS:
+                await harness.more_trades(symbol)
+        assert "BTCUSDT" in {gap.symbol for gap in harness.gaps}
+        for gap in harness.gaps:
+            assert gap.reason == "not served by the venue"
+            assert harness.not_received(gap.symbol) == list(range(gap.first_id, gap.last_id + 1))
+            received = harness.ids(gap.symbol)
+            assert received == sorted(set(received))
+        assert harness.app.backfill is not None and harness.app.backfill.trades_backfilled >= 900
+
+    run(scenario(), timeout=120)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tickhawk.bars.history import FIELDS, BarHistory
 from tickhawk.bars.time_bars import TimeBars
 from tickhawk.capture import load_capture
 from tickhawk.model import Bar
@@ -143,3 +147,120 @@ def test_history_is_bounded() -> None:
     for i in range(100):
         bars.add(1.0, 1.0, i * SECOND)
     assert len(bars.history) == 5
+
+
+# -- the columnar history --------------------------------------------------------------
+
+
+def real_trades(path: Path) -> list[tuple[float, float, int]]:
+    out = []
+    for _, payload in load_capture(path):
+        if payload.startswith(b'{"stream":"btcusdt@trade"'):
+            d = json.loads(payload)["data"]
+            out.append((float(d["p"]), float(d["q"]), d["T"] * 1_000_000))
+    return out
+
+
+def test_history_keeps_the_newest_closed_bars_of_the_real_capture(usdm_capture: Path) -> None:
+    """Every reader sees the bars ``on_close`` saw, as before: a deque of the newest ones."""
+    trades = real_trades(usdm_capture)
+    closed: list[Bar] = []
+    bars = TimeBars("X", SECOND, closed.append, history_size=100)
+    for price, qty, ts in trades:
+        bars.add(price, qty, ts)
+    history = bars.history
+    assert len(closed) > 300 and history.appended == len(closed)  # wrapped several times
+    kept = closed[-100:]
+    assert len(history) == 100
+    assert list(history) == kept
+    assert list(reversed(history)) == kept[::-1]
+    assert history[-1] == kept[-1] and history[0] == kept[0] and history[-37] == kept[-37]
+    assert history[10:20] == kept[10:20]
+    for field in FIELDS:
+        want = [getattr(b, field) for b in kept]
+        assert history.column(field).tolist() == want
+        assert history.column(field, 20).tolist() == want[-20:]
+
+
+def test_history_is_preallocated_and_appends_allocate_nothing() -> None:
+    history = BarHistory("X", "1s", 5000)
+    assert BarHistory.bytes_per_bar() == 56
+    columns = [getattr(history, field) for field in FIELDS]
+    assert sum(c.buffer_info()[1] * c.itemsize for c in columns) == 56 * 5000
+    bars = [Bar("X", "1s", i * SECOND, 1.5 + i, 2.5 + i, 0.5, 1.0, 3.25, 7) for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        history.extend(bars)
+        grown, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert grown < 1000  # a deque of the 5,000 kept Bars would hold about 1.6 MB
+    assert history[0] == bars[15_000] and history[-1] == bars[-1]
+
+
+def test_history_columns_are_read_only_views_or_copies() -> None:
+    history = BarHistory("X", "1m", 5)
+    for i in range(7):  # slots 2, 3, 4 then 0, 1: the newest run wraps
+        history.append(Bar("X", "1m", i, float(i), float(i), float(i), float(i), 1.0, i))
+    view = history.column("close", 2)  # slots 0 and 1: one run, no copy
+    assert view.tolist() == [5.0, 6.0] and view.base is not None
+    wrapped = history.column("close", 4)  # slots 3, 4, 0, 1
+    assert wrapped.tolist() == [3.0, 4.0, 5.0, 6.0]
+    assert history.column("open_time").dtype == np.int64
+    assert history.column("volume").dtype == np.float64
+    assert history.column("trades", 0).tolist() == [] and history.column("trades", 99).size == 5
+    for array in (view, wrapped):
+        with pytest.raises(ValueError):
+            array[0] = 1.0
+    with pytest.raises(ValueError, match="no bar field 'vwap'; use one of open_time, open"):
+        history.column("vwap")  # type: ignore[arg-type]
+    with pytest.raises(IndexError):
+        history[5]
+    with pytest.raises(IndexError):
+        history[-6]
+    with pytest.raises(ValueError, match="must be positive"):
+        BarHistory("X", "1m", 0)
+
+
+bar_values = st.tuples(
+    st.integers(min_value=0, max_value=2**62),
+    st.floats(allow_nan=False),
+    st.floats(allow_nan=False),
+    st.floats(allow_nan=False),
+    st.floats(allow_nan=False),
+    st.floats(min_value=0, allow_nan=False),
+    st.integers(min_value=0, max_value=2**62),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=12),
+    st.lists(st.lists(bar_values, max_size=15), max_size=6),
+    st.integers(min_value=-20, max_value=20),
+)
+def test_history_matches_a_bounded_list(
+    maxlen: int, batches: list[list[tuple[int, float, float, float, float, float, int]]], n: int
+) -> None:
+    """Appends and extends of any size against a naive list cut to the newest ``maxlen``."""
+    history = BarHistory("X", "1s", maxlen)
+    reference: list[Bar] = []
+    for index, batch in enumerate(batches):
+        bars = [Bar("X", "1s", *values) for values in batch]
+        if index % 2:
+            history.extend(bars)
+        else:
+            for bar in bars:
+                history.append(bar)
+        reference = (reference + bars)[-maxlen:]
+        assert len(history) == len(reference) and bool(history) == bool(reference)
+        assert list(history) == reference
+        assert list(reversed(history)) == reference[::-1]
+        assert history[n // 3 : n] == reference[n // 3 : n]
+        if -len(reference) <= n < len(reference):
+            assert history[n] == reference[n]
+        for field in FIELDS:
+            want = [getattr(b, field) for b in reference]
+            assert history.column(field).tolist() == want
+            assert history.column(field, n).tolist() == (want[-n:] if n > 0 else [])
+    assert history.appended == sum(len(batch) for batch in batches)

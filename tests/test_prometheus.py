@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -28,6 +29,15 @@ from tickhawk.sim import SimConfig, Simulator
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
+DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "tickhawk.json"
+#: Series that exist only in some runs (tracemalloc on, a trend fitted, a recovery seen).
+CONDITIONAL = {
+    "tickhawk_tracemalloc_bytes",
+    "tickhawk_rss_slope_mb_per_hour",
+    "tickhawk_rss_slope_low_mb_per_hour",
+    "tickhawk_last_recovery_seconds",
+}
+
 
 async def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
@@ -43,6 +53,16 @@ def parse(text: str) -> Samples:
         for sample in family.samples:
             out.setdefault(sample.name, []).append((sample.labels, sample.value))
     return out
+
+
+def declared(text: str) -> set[str]:
+    """Return every series name the exposition declares, with or without samples."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+    names = set()
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE):
+        names.add(name)
+        names.update(name + suffix for suffix in suffixes.get(kind, []))
+    return names
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -96,7 +116,8 @@ async def scenario() -> None:
                 async with http.get(f"{base}/metrics") as response:
                     assert response.status == 200
                     assert response.headers["Content-Type"].startswith("text/plain")
-                    samples = parse(await response.text())
+                    text = await response.text()
+                    samples = parse(text)
                 async with http.get(f"{base}/snapshot.json") as response:
                     snap = msgspec.json.decode(await response.read(), type=Snapshot)
                 async with http.get(f"{base}/snapshot.json?symbols=1") as response:
@@ -139,6 +160,9 @@ async def scenario() -> None:
             assert value(samples, "tickhawk_alert_firing", alert="rss", severity="critical") == 1
             assert value(samples, "tickhawk_alerts_firing") >= 1
             assert value(samples, "tickhawk_backlog_seconds") < 5
+            # every series the Grafana dashboard draws is exported
+            drawn = set(re.findall(r"tickhawk_[a-z_]+", DASHBOARD.read_text()))
+            assert drawn - declared(text) - CONDITIONAL == set()
             # --- /snapshot.json
             assert set(snap.stages) == set(STAGES)
             assert snap.stages["recv_to_handled"].count > 0 and snap.msgs_per_s > 0

@@ -225,10 +225,6 @@ def test_a_wrong_request_is_not_retried_and_says_what_the_venue_said() -> None:
                 await rest.depth("NOSUCHCOIN", 100)
             assert (error.value.status, error.value.code) == (400, -1121)
             assert rest.requests == 1
-            # The simulator has no /historicalTrades: the backfill falls back on this 404.
-            with pytest.raises(RestError) as missing:
-                await rest.historical_trades("BTCUSDT", from_id=1)
-            assert missing.value.status == 404
 
     run(scenario())
 
@@ -240,6 +236,11 @@ def test_trades_and_aggregate_trades_come_oldest_first() -> None:
             trades = await rest.recent_trades("BTCUSDT", limit=50)
             ids = [t.id for t in trades]
             assert len(ids) == 50 and ids == list(range(ids[0], ids[0] + 50))
+            older = await rest.historical_trades("BTCUSDT", from_id=ids[10], limit=20)
+            assert [t.id for t in older] == ids[10:30]
+            assert [(t.price, t.qty) for t in older[:40]] == [
+                (t.price, t.qty) for t in trades[10:30]
+            ]
             aggs = await rest.agg_trades("BTCUSDT", from_id=0, limit=20)
             assert [a.a for a in aggs] == list(range(aggs[0].a, aggs[0].a + 20))
             assert all(a.f <= a.l for a in aggs)

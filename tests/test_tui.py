@@ -81,7 +81,7 @@ def test_dashboard_shows_the_running_engine_and_q_stops_it() -> None:
                 )
                 assert sorted(symbols.column(0)) == sorted(sim.symbols)
                 drawn = symbols.text().splitlines()  # what the panel draws
-                assert drawn[0].split()[:3] == ["symbol", "price", "spread"]
+                assert drawn[0].split()[:3] == ["symbol", "price", "bps"]
                 assert sorted(line.split()[0] for line in drawn[1:]) == sorted(sim.symbols)
                 assert all(float(spread) > 0 for spread in symbols.column(2))
                 await poll(lambda: feed.row_count >= 2, 20, "signals in the feed")

@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from tickhawk.bars.history import BarHistory
 from tickhawk.config import Config, ConfigError
 from tickhawk.indicators.spec import resolve
 from tickhawk.model import parse_interval
@@ -47,8 +48,8 @@ SYMBOL_BYTES = 3_700
 STREAM_BYTES = 500
 #: One bar aggregator (symbol × interval), empty.
 INTERVAL_BYTES = 1_300
-#: One closed bar kept in history: the Bar, its float and int fields, its deque slot.
-BAR_BYTES = 330
+#: One closed bar kept in history (exact: one slot of seven preallocated 8-byte columns).
+BAR_BYTES = BarHistory.bytes_per_bar()
 #: One trade slot of the preallocated ring (exact: five 8-byte columns and a side byte).
 TRADE_BYTES = TradeRing.bytes_per_trade()
 #: One book sync and its empty L2 book.

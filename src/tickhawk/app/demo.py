@@ -89,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         print(f"tickhawk demo: {'; '.join(problems)}", file=sys.stderr)
         return 2
-    ceiling = estimate_memory(
-        fast_config([f"S{i}USDT" for i in range(args.symbols)], DEMO_STREAMS)
-    )
+    ceiling = estimate_memory(fast_config([f"S{i}USDT" for i in range(args.symbols)], DEMO_STREAMS))
     if ceiling.over > 0:  # the engine would refuse it: say it in the demo's own terms
         print(
             f"tickhawk demo: {args.symbols:,} symbols of the demo's preset can grow to about "

@@ -9,9 +9,9 @@ so indicators see a regular series.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 
+from tickhawk.bars.history import BarHistory
 from tickhawk.model import Bar, interval_label
 
 __all__ = ["TimeBars"]
@@ -21,7 +21,9 @@ class TimeBars:
     """Aggregate one symbol's trades into bars of one interval.
 
     ``on_close`` is called with every closed bar, in time order. Closed bars
-    are also kept in ``history`` (a deque bounded to ``history_size``). The
+    are also kept in ``history`` (a :class:`~tickhawk.bars.history.BarHistory`
+    of ``history_size`` preallocated slots: a sequence of bars, oldest
+    first, with NumPy columns for vectorised readers). The
     forming bar is readable from ``open``/``high``/``low``/``close``/
     ``volume``/``trades`` (``trades == 0`` means none has formed yet).
     """
@@ -59,7 +61,7 @@ class TimeBars:
         self.interval_ns = interval_ns
         self.interval = interval_label(interval_ns)
         self.on_close = on_close
-        self.history: deque[Bar] = deque(maxlen=history_size)
+        self.history = BarHistory(symbol, self.interval, history_size)
         self.max_fill = max_fill
         self.late = 0
         self.open_time = -1

@@ -222,13 +222,16 @@ def indicator_case(data: BenchData, method: str) -> Case:
     )
 
 
-def strategy_case(data: BenchData) -> Case:
-    """Return ``strategy.on_trade``: momentum's hook on a warm state, per trade."""
-    trades = data.trades
+def strategy_case(data: BenchData, passes: int = 5) -> Case:
+    """Return ``strategy.on_trade``: momentum's hook on a warm state, per trade.
+
+    The capture's trades run ``passes`` times: one pass is only a few ms.
+    """
     engine = Engine(fast_config(["BTCUSDT"], ["trade"], market="usdm"))
     state = engine.states["BTCUSDT"]
-    for trade in trades:  # bars, indicator values and momentum's state as in a live run
+    for trade in data.trades:  # bars, indicator values and momentum's state as in a live run
         state.on_trade(trade, 0, 0)
+    trades = data.trades * passes
     momentum = next(s for s in state.strategies if s.name == "momentum")
 
     def hook(strategy: Strategy) -> Callable[[], Callable[[Sequence[Trade]], None]]:
@@ -253,12 +256,13 @@ def strategy_case(data: BenchData) -> Case:
     )
 
 
+def _decode_builder(kind: str) -> Callable[[BenchData], Case]:
+    return lambda data: decode_case(kind, data.payloads[kind])
+
+
 #: Name → builder, in report order.
 CASES: dict[str, Callable[[BenchData], Case]] = {
-    **{
-        f"decode.{kind}": (lambda data, kind=kind: decode_case(kind, data.payloads[kind]))
-        for kind in _ENVELOPES
-    },
+    **{f"decode.{kind}": _decode_builder(kind) for kind in _ENVELOPES},
     "book.apply": lambda data: book_apply_case(),
     "book.sync": lambda data: book_sync_case(data.depth),
     "bar.update": bar_case,

@@ -8,7 +8,7 @@ bar's fields and drops the results: the floor tickhawk builds on. ``talipp``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ SPECS = [
 #: Bars every runner is warmed up on before timing.
 WARM = 200
 
-BarLoop = Callable[[list[Bar]], None]
+BarLoop = Callable[[Sequence[Bar]], None]
 
 
 def raw_runner(bars: list[Bar], method: str = "update") -> BarLoop:
@@ -52,7 +52,7 @@ def raw_runner(bars: list[Bar], method: str = "update") -> BarLoop:
     cci = getattr(ts.CCI(h, lo, c, timeperiod=20), method)
     obv = getattr(ts.OBV(c, v), method)
 
-    def run(timed: list[Bar]) -> None:
+    def run(timed: Sequence[Bar]) -> None:
         for bar in timed:
             high = bar.high
             low = bar.low
@@ -79,7 +79,7 @@ def tickhawk_runner(bars: list[Bar], method: str = "update") -> BarLoop:
     assert indicators.ready
     call = getattr(indicators, method)  # stable once every stream is open, like the raw handles
 
-    def run(timed: list[Bar]) -> None:
+    def run(timed: Sequence[Bar]) -> None:
         for bar in timed:
             call(bar)
 
@@ -99,7 +99,7 @@ def talipp_runner(bars: list[Bar]) -> BarLoop | None:
     candle_adds = [i.add for i in candles]
     ohlcv = {id(b): OHLCV(b.open, b.high, b.low, b.close, b.volume) for b in bars}
 
-    def run(timed: list[Bar]) -> None:
+    def run(timed: Sequence[Bar]) -> None:
         for bar in timed:
             candle = ohlcv.get(id(bar)) or OHLCV(bar.open, bar.high, bar.low, bar.close, bar.volume)
             close = bar.close

@@ -3,13 +3,14 @@
 A count of executed instructions does not depend on the machine's load: the
 same code on the same messages with the same interpreter and libraries runs
 the same instructions (to a few in 10⁵ here). The child process
-(``python -m tickhawk.bench.instructions``) reads the first messages of a
-capture, warms both loops up, then runs each workload inside
-``sys.call_tracing``: callgrind collects only inside that C function
-(``--toggle-collect``) and writes one dump per call (``--dump-after``), so
-start-up, imports and loading are not counted. Each workload runs once on the
-messages and once on none; the difference is the messages' cost alone, without
-building the engine.
+(``python -m tickhawk.bench.instructions``) starts under valgrind with
+instrumentation off (imports run about five times faster so), reads the first
+messages of a capture, warms both loops up and says ``ready``; the parent
+turns instrumentation on with ``callgrind_control`` and lets it go. It then
+runs each workload inside ``sys.call_tracing``: callgrind collects only inside
+that C function (``--toggle-collect``) and writes one dump per call
+(``--dump-after``). The engine and the decode-only feed are built before, so
+the counts are the messages' alone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -53,7 +53,8 @@ def count_instructions(
     ``slowdown`` runs the pipeline that many times per count (to prove the gate fails).
     """
     valgrind = shutil.which("valgrind")
-    if valgrind is None:
+    control = shutil.which("callgrind_control")
+    if valgrind is None or control is None:
         raise InstructionsUnavailable("valgrind is not installed (apt-get install valgrind)")
     env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     started = time.monotonic()
@@ -62,6 +63,7 @@ def count_instructions(
         cmd = [
             valgrind,
             "--tool=callgrind",
+            "--instr-atstart=no",
             "--collect-atstart=no",
             f"--toggle-collect={_TOGGLE}",
             f"--dump-after={_TOGGLE}",
@@ -73,21 +75,20 @@ def count_instructions(
             str(messages),
             str(slowdown),
         ]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise InstructionsUnavailable(f"callgrind took over {timeout:.0f} s") from None
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise InstructionsUnavailable(f"callgrind run failed: {last}")
-        totals = [_total(Path(f"{out}.{i}")) for i in range(1, 5)]
-    if min(totals) <= 0:
+        pipe = subprocess.PIPE
+        with subprocess.Popen(cmd, env=env, stdin=pipe, stdout=pipe, stderr=pipe) as child:
+            try:
+                _run_child(child, control, started + timeout)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+        pipeline, decode = _total(Path(f"{out}.1")), _total(Path(f"{out}.2"))
+    if min(pipeline, decode) <= 0:
         raise InstructionsUnavailable(
             f"callgrind counted nothing inside {_TOGGLE}: this Python's symbols are stripped"
         )
-    empty_pipeline, pipeline, empty_decode, decode = totals
-    pipeline_per_msg = (pipeline - empty_pipeline) / messages
-    decode_per_msg = (decode - empty_decode) / messages
+    pipeline_per_msg = pipeline / messages
+    decode_per_msg = decode / messages
     return InstructionCount(
         messages,
         round(pipeline_per_msg, 1),
@@ -95,6 +96,31 @@ def count_instructions(
         round(pipeline_per_msg / decode_per_msg, 4),
         round(time.monotonic() - started, 1),
     )
+
+
+def _run_child(child: subprocess.Popen[bytes], control: str, deadline: float) -> None:
+    """Wait for the child's ``ready``, turn instrumentation on, let it run to the end."""
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    ready = child.stdout.readline()
+    if ready.strip() != b"ready":
+        last = (child.stderr.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        raise InstructionsUnavailable(f"the callgrind child failed: {last}")
+    switched = subprocess.run(
+        [control, "--instr=on", str(child.pid)], capture_output=True, text=True, timeout=120
+    )
+    if switched.returncode != 0:
+        raise InstructionsUnavailable(
+            f"callgrind_control could not reach the child: {switched.stderr.strip()[-200:]}"
+        )
+    child.stdin.write(b"go\n")
+    child.stdin.close()
+    try:
+        child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise InstructionsUnavailable("callgrind took too long") from None
+    if child.returncode != 0:
+        last = (child.stderr.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        raise InstructionsUnavailable(f"the callgrind child failed: {last}")
 
 
 def _total(dump: Path) -> int:
@@ -108,7 +134,7 @@ def _total(dump: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the child: ``CAPTURE MESSAGES [SLOWDOWN]``, four calls for callgrind to count."""
+    """Run the child: ``CAPTURE MESSAGES [SLOWDOWN]``, two calls for callgrind to count."""
     from tickhawk.app.replay import streams_in
     from tickhawk.bench.data import read_capture
     from tickhawk.bench.pipeline import decode_only, pipeline, preset_for
@@ -119,20 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     messages = read_capture(path, count)
     streams = streams_in(messages)
     config = preset_for(streams)
+    pipeline(config, streams)(messages)  # warm: imports, compiled indicator feeds, decoders
+    decode_only(streams)(messages)
+    # Engines and feeds are built before counting: the counts are the messages' alone.
+    pipelines = [pipeline(config, streams) for _ in range(slowdown)]
+    decode = decode_only(streams)
 
-    def full_pipeline(batch: list[tuple[int, bytes]]) -> None:
-        for _ in range(slowdown):
-            pipeline(config, streams)(batch)
+    def run_pipelines(batch: list[tuple[int, bytes]]) -> None:
+        for run in pipelines:
+            run(batch)
 
-    def decode(batch: list[tuple[int, bytes]]) -> None:
-        decode_only(streams)(batch)
-
-    workloads: list[tuple[Callable[[list[tuple[int, bytes]]], None], list[tuple[int, bytes]]]]
-    workloads = [(full_pipeline, []), (full_pipeline, messages), (decode, []), (decode, messages)]
-    for work, batch in workloads:
-        work(batch)  # warm: imports, compiled indicator feeds, decoders
-    for work, batch in workloads:
-        sys.call_tracing(work, (batch,))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent turns instrumentation on meanwhile
+    sys.call_tracing(run_pipelines, (messages,))
+    sys.call_tracing(decode, (messages,))
     return 0
 
 

@@ -26,12 +26,12 @@ from tickhawk.loadtest.profiles import (
     Outcome,
     figures_of,
     make_rig,
+    soak_result,
     warm_up,
     window_summary,
 )
 from tickhawk.loadtest.report import ChaosFault, ChaosResult
 from tickhawk.loadtest.rig import Rig
-from tickhawk.loadtest.samples import least_squares_slope
 from tickhawk.loadtest.slo import Figures
 from tickhawk.loadtest.wire import EngineAccount, SimIds
 
@@ -162,7 +162,7 @@ async def _inject_all(rig: Rig, options: Options) -> tuple[list[ChaosFault], flo
         if pending is not None:
             faults.append(pending.close(rig))
         if not bag:
-            bag = list(KINDS)
+            bag = list(options.fault_kinds or KINDS)
             rng.shuffle(bag)
         kind = bag.pop()
         specs = fault_specs(kind, rng.choice(busy))
@@ -195,6 +195,7 @@ async def chaos(options: Options) -> Outcome:
         outages = list(rig.outages)
         resyncs = list(rig.resyncs)
         cores = rig.cores
+        settings = rig.settings
         samples = rig.samples
         elapsed = rig.samples[-1].t - rig.samples[start].t if len(rig.samples) > start else 0.0
     lost = trades_lost(ids, account)
@@ -212,7 +213,7 @@ async def chaos(options: Options) -> Outcome:
     }
     medians = {name: round(statistics.median(v), 4) for name, v in phases.items() if v}
     dominant = statistics.mode(o.dominated_by for o in outages) if outages else "none (no outage)"
-    rss_slope = least_squares_slope([(s.t, s.rss_mb) for s in window.samples])
+    trend = soak_result(window)  # the soak's memory trend: after the first minute
     result = ChaosResult(
         faults=faults,
         outages=outages,
@@ -224,7 +225,11 @@ async def chaos(options: Options) -> Outcome:
         phase_medians_s=medians,
         lost_by_symbol=lost,
         trades_unsettled=not settled,
-        rss_slope_mb_h=_round(rss_slope * 3_600) if rss_slope is not None else None,
+        rss_start_mb=trend.rss_start_mb,
+        rss_end_mb=trend.rss_end_mb,
+        rss_slope_mb_h=_round(trend.rss_slope_mb_h, 3)
+        if trend.rss_slope_mb_h is not None
+        else None,
     )
     base = figures_of(window, options.rate)
     figures = Figures(
@@ -255,7 +260,12 @@ async def chaos(options: Options) -> Outcome:
         gaps_detected=gaps_detected,
     )
     outcome = Outcome(
-        samples=samples, figures=figures, summary=summary, cores=cores, failures=failures
+        samples=samples,
+        figures=figures,
+        summary=summary,
+        cores=cores,
+        settings=settings,
+        failures=failures,
     )
     outcome.result = result
     outcome.extra = {

@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fault-every", default="10", help="chaos: mean seconds between faults (default 10)"
     )
+    parser.add_argument(
+        "--faults", help="chaos: the fault kinds to draw from, e.g. drop_reset,gap (default all)"
+    )
     parser.add_argument("--counts", help="volume: symbol counts, e.g. 50,250,1000")
     parser.add_argument("--step", default="7", help="stress: seconds per step (default 7)")
     parser.add_argument(
@@ -147,6 +150,16 @@ def options_from(args: argparse.Namespace) -> Options:
             counts = tuple(sorted({c for c in (50, 250) if c < symbols} | {symbols}))
     elif args.counts:
         raise ValueError("--counts applies to --profile volume only")
+    kinds: tuple[str, ...] = ()
+    if args.faults:
+        from tickhawk.loadtest.chaos import KINDS
+
+        if profile != "chaos":
+            raise ValueError("--faults applies to --profile chaos only")
+        kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown or not kinds:
+            raise ValueError(f"--faults {args.faults!r}: choose among {', '.join(KINDS)}")
     budget = _whole(args.rest_weight_budget, "--rest-weight-budget", 1, 10**9)
     targets = Targets()
     for text in args.slo:
@@ -161,6 +174,7 @@ def options_from(args: argparse.Namespace) -> Options:
         pin=not args.no_pin,
         targets=targets,
         fault_every=fault_every,
+        fault_kinds=kinds,
         counts=counts,
         step=step,
         max_rate=max_rate,
@@ -195,7 +209,9 @@ def build_report(
     rows = evaluate(options.targets, outcome.figures)
     failures = list(outcome.failures)
     failures += [
-        f"SLO {row.name}: measured {row.measured} {row.unit}, target {row.target}"
+        f"SLO {row.name}: "
+        + (f"measured {row.measured:,} {row.unit}" if row.measured is not None else "not measured")
+        + f", target {row.target}"
         for row in rows
         if row.passed is False
     ]
@@ -220,12 +236,14 @@ def build_report(
             rest_weight_budget=options.rest_weight_budget,
             targets=options.targets,
             fault_every_s=options.fault_every if options.profile == "chaos" else None,
+            fault_kinds=list(options.fault_kinds) or None if options.profile == "chaos" else None,
             counts=list(options.counts) if options.profile == "volume" else None,
             step_s=options.step if options.profile == "stress" else None,
             max_rate=options.max_rate if options.profile == "stress" else None,
             spike_factor=options.spike_factor if options.profile == "spike" else None,
             spike_s=options.spike_seconds if options.profile == "spike" else None,
         ),
+        engine=outcome.settings,
         machine=machine,
         summary=outcome.summary,
         slo=rows,

@@ -98,8 +98,8 @@ class StressSearch:
 
     Feed each step's verdict to :meth:`record`: ``"pass"``, ``"fail"`` or
     ``"sim_limit"`` (the simulator could not send the asked rate, so nothing
-    is known about the engine beyond it). A failed step is repeated
-    ``retries`` times before it counts (the machine is shared); after the
+    is known about the engine beyond it). A step that did not pass is
+    repeated ``retries`` times before it counts (the machine is shared); after the
     first counted failure, ``refine`` geometric bisections narrow the limit.
     """
 
@@ -134,15 +134,15 @@ class StressSearch:
         if verdict not in ("pass", "fail", "sim_limit"):
             raise ValueError(f"unknown verdict {verdict!r}")
         self.steps.append((rate, verdict))
-        if verdict == "sim_limit":
-            self.sim_limited = True
-            self._next = None
-            return
-        if verdict == "fail" and self._retried < self.retries:
+        if verdict != "pass" and self._retried < self.retries:
             self._retried += 1
             self._next = rate
             return
         self._retried = 0
+        if verdict == "sim_limit":
+            self.sim_limited = True
+            self._next = None
+            return
         if verdict == "pass":
             self.best = rate if self.best is None else max(self.best, rate)
         else:

@@ -35,6 +35,7 @@ from tickhawk.book.sync import BookEvent
 from tickhawk.config import parse_config
 from tickhawk.loadtest.histogram import LogHistogram
 from tickhawk.loadtest.resyncs import ResyncTracker
+from tickhawk.loadtest.sizing import engine_data
 from tickhawk.loadtest.wire import (
     EngineAccount,
     EngineCommand,
@@ -44,7 +45,6 @@ from tickhawk.loadtest.wire import (
     SymbolAccount,
 )
 from tickhawk.model import Signal
-from tickhawk.presets import fast_config_data
 
 __all__ = ["EngineProbe", "main"]
 
@@ -260,11 +260,9 @@ async def _commands_from(
 
 def build_app(spec: EngineSpec) -> LiveApp:
     """Return the live app a load test runs: the 1-second preset on the simulator."""
-    data = fast_config_data(spec.symbols, spec.streams, ws_url=spec.ws_url, rest_url=spec.rest_url)
-    # More signals than the demo's 2 s cooldown: more latency samples.
-    data["strategies"]["momentum"]["cooldown_s"] = spec.signal_cooldown_s
-    if spec.rest_weight_budget is not None:
-        data["rest"] = {"weight_budget": spec.rest_weight_budget}
+    data = engine_data(
+        spec.symbols, spec.streams, spec.settings, ws_url=spec.ws_url, rest_url=spec.rest_url
+    )
     return LiveApp(parse_config(data))
 
 

@@ -198,6 +198,9 @@ def _profile_section(report: Report) -> str:
             _table(
                 [
                     "symbols",
+                    "book levels",
+                    "bar history",
+                    "ceiling MB",
                     "startup s",
                     "engine RSS peak MB",
                     "RSS final MB",
@@ -210,6 +213,9 @@ def _profile_section(report: Report) -> str:
                 [
                     (
                         p.symbols,
+                        p.book_max_levels,
+                        p.bar_history,
+                        p.ceiling_mb,
                         p.startup_s,
                         p.rss_peak_mb,
                         p.rss_final_mb,
@@ -246,6 +252,10 @@ def _chaos(report: Report) -> str:
         ),
         ("dominant phase", chaos.dominant_phase),
         ("phase medians (s)", ", ".join(f"{k} {v:.3f}" for k, v in chaos.phase_medians_s.items())),
+        (
+            "engine RSS after the first minute, at the end (MB)",
+            f"{_cell(chaos.rss_start_mb)}, {_cell(chaos.rss_end_mb)}",
+        ),
         ("engine RSS slope (MB/h)", chaos.rss_slope_mb_h),
     ]
     faults = _table(
@@ -301,7 +311,9 @@ def render(report: Report) -> str:
     """Return the report as one HTML page."""
     verdict = "pass" if report.passed else "fail"
     failures = "".join(f"<li>{escape(text)}</li>" for text in report.failures)
-    parameters = msgspec.structs.asdict(report.parameters)
+    parameters = {
+        k: v for k, v in msgspec.structs.asdict(report.parameters).items() if v is not None
+    }
     parameters["targets"] = ", ".join(
         f"{k}={v:g}" for k, v in msgspec.structs.asdict(report.parameters.targets).items()
     )
@@ -322,6 +334,12 @@ def render(report: Report) -> str:
         + _charts(report.samples)
         + "<h2>Parameters</h2>"
         + _table(["parameter", "value"], parameters.items())
+        + (
+            "<h2>Engine configuration</h2>"
+            + _table(["setting", "value"], msgspec.structs.asdict(report.engine).items())
+            if report.engine is not None
+            else ""
+        )
         + "<h2>Machine</h2>"
         + _table(["", ""], machine.items())
         + '<p class="note">Per-second samples are in report.json.</p>'

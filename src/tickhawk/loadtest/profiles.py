@@ -17,12 +17,14 @@ from typing import Any
 from tickhawk.loadtest.report import SoakResult, SpikeResult, VolumePoint
 from tickhawk.loadtest.rig import Rig
 from tickhawk.loadtest.samples import Sample, Window, least_squares_slope
+from tickhawk.loadtest.sizing import EngineSettings
 from tickhawk.loadtest.slo import Figures, Targets
 
 __all__ = [
     "Options",
     "Outcome",
     "figures_of",
+    "soak_result",
     "spike",
     "steady",
     "volume",
@@ -43,6 +45,7 @@ class Options:
     pin: bool
     targets: Targets
     fault_every: float = 10.0
+    fault_kinds: tuple[str, ...] = ()  # chaos: the kinds to draw from (empty: all)
     counts: tuple[int, ...] = ()
     step: float = 7.0
     max_rate: float = 1_000_000.0
@@ -63,6 +66,7 @@ class Outcome:
     figures: Figures
     summary: dict[str, Any]
     cores: tuple[int | None, int | None] = (None, None)
+    settings: EngineSettings | None = None
     failures: list[str] = field(default_factory=list)
     result: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -147,12 +151,14 @@ async def steady(options: Options) -> Outcome:
         await rig.run_for(options.duration)
         window = rig.log.window(start)
         cores = rig.cores
+        settings = rig.settings
         samples = rig.samples
     outcome = Outcome(
         samples=samples,
         figures=figures_of(window, options.rate),
         summary=window_summary(window),
         cores=cores,
+        settings=settings,
     )
     if options.profile == "soak":
         soak = soak_result(window)
@@ -228,6 +234,7 @@ async def spike(options: Options) -> Outcome:
         after = rig.log.window(base_end)
         drain = _drained_at(rig.log.backlog_fine, spike_end_t, threshold)
         cores = rig.cores
+        settings = rig.settings
         samples = rig.samples
     result = SpikeResult(
         base_rate=base,
@@ -259,7 +266,14 @@ async def spike(options: Options) -> Outcome:
         peak_backlog_ms=_round(result.peak_backlog_ms),
         drain_s=result.drain_s,
     )
-    return Outcome(samples=samples, figures=figures, summary=summary, cores=cores, result=result)
+    return Outcome(
+        samples=samples,
+        figures=figures,
+        summary=summary,
+        cores=cores,
+        settings=settings,
+        result=result,
+    )
 
 
 def _drained_at(fine: list[tuple[float, float]], after: float, threshold: float) -> float | None:
@@ -285,6 +299,7 @@ async def volume(options: Options) -> Outcome:
     samples: list[Sample] = []
     offset = 0.0
     cores: tuple[int | None, int | None] = (None, None)
+    settings: EngineSettings | None = None
     windows: list[Window] = []
     for count in options.counts:
         options.note(f"volume: {count} symbols")
@@ -294,6 +309,7 @@ async def volume(options: Options) -> Outcome:
             await rig.run_for(options.duration)
             window = rig.log.window(start)
             cores = rig.cores
+            settings = rig.settings
             startup = rig.started_live
             for sample in rig.samples:
                 sample.t = round(sample.t + offset, 3)
@@ -303,6 +319,9 @@ async def volume(options: Options) -> Outcome:
         points.append(
             VolumePoint(
                 symbols=count,
+                book_max_levels=settings.book_max_levels if settings else None,
+                bar_history=settings.bar_history if settings else None,
+                ceiling_mb=settings.ceiling_mb if settings else None,
                 startup_s=_round(startup, 2),
                 rss_peak_mb=window.peak("rss_mb"),
                 rss_final_mb=window.samples[-1].rss_mb if window.samples else None,
@@ -327,7 +346,14 @@ async def volume(options: Options) -> Outcome:
     for point in points:
         summary[f"rss_peak_mb@{point.symbols}"] = _round(point.rss_peak_mb)
         summary[f"signal_p99_us@{point.symbols}"] = point.signal_p99_us
-    return Outcome(samples=samples, figures=figures, summary=summary, cores=cores, result=points)
+    return Outcome(
+        samples=samples,
+        figures=figures,
+        summary=summary,
+        cores=cores,
+        settings=settings,
+        result=points,
+    )
 
 
 def _worst(values: list[float | None], pick: Callable[[list[float]], float]) -> float | None:

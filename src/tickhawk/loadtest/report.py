@@ -11,6 +11,7 @@ import psutil
 
 from tickhawk import __version__
 from tickhawk.loadtest.samples import Sample
+from tickhawk.loadtest.sizing import EngineSettings
 from tickhawk.loadtest.slo import SloRow, Targets
 from tickhawk.loadtest.wire import Outage
 
@@ -63,6 +64,7 @@ class Parameters(msgspec.Struct, kw_only=True):
     rest_weight_budget: int | None
     targets: Targets
     fault_every_s: float | None = None
+    fault_kinds: list[str] | None = None
     counts: list[int] | None = None
     step_s: float | None = None
     max_rate: float | None = None
@@ -130,6 +132,9 @@ class VolumePoint(msgspec.Struct, kw_only=True):
     """One symbol count of the volume sweep."""
 
     symbols: int
+    book_max_levels: int | None  # the engine's settings at this count (see docs/loadtest.md)
+    bar_history: int | None
+    ceiling_mb: float | None  # the engine's own memory ceiling for them
     startup_s: float | None  # engine start to every book live
     rss_peak_mb: float | None
     rss_final_mb: float | None
@@ -167,7 +172,9 @@ class ChaosResult(msgspec.Struct, kw_only=True):
     phase_medians_s: dict[str, float]  # reconnect from the drop; books, backfill from LIVE
     lost_by_symbol: dict[str, int]
     trades_unsettled: bool  # the engine had not caught up with the market when compared
-    rss_slope_mb_h: float | None
+    rss_start_mb: float | None  # after the first minute (or half the run, if shorter)
+    rss_end_mb: float | None
+    rss_slope_mb_h: float | None  # least squares over the same samples (None: under 3 s)
 
 
 class Report(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -178,6 +185,7 @@ class Report(msgspec.Struct, kw_only=True, omit_defaults=True):
     started: str
     wall_s: float
     parameters: Parameters
+    engine: EngineSettings | None = None
     machine: Machine
     summary: dict[str, float | int | str | bool | None]
     slo: list[SloRow]

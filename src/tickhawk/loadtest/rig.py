@@ -25,6 +25,7 @@ import psutil
 
 from tickhawk.loadtest.control import RateController
 from tickhawk.loadtest.samples import Sample, SampleLog, Usage
+from tickhawk.loadtest.sizing import EngineSettings, size_engine
 from tickhawk.loadtest.wire import (
     EngineAccount,
     EngineCommand,
@@ -154,6 +155,7 @@ class Rig:
         self.n_symbols = symbols
         self.seed = seed
         self.rest_weight_budget = rest_weight_budget
+        self.settings: EngineSettings | None = None
         self.controller = RateController(rate)
         self.cores = choose_cores(pin)
         self.on_sample = on_sample
@@ -179,9 +181,8 @@ class Rig:
         await self._group.__aenter__()
         try:
             await self._start()
-        except BaseException as error:
-            await self._shutdown()
-            await self._group.__aexit__(type(error), error, error.__traceback__)
+        except BaseException:
+            await self._close()
             raise
         return self
 
@@ -191,8 +192,16 @@ class Rig:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        """Stop both children; their readers end at end of file, and the task group with them.
+
+        The body's own exception (if any) is not handed to the task group, which
+        would wrap it in an ExceptionGroup: it propagates as it is.
+        """
         await self._shutdown()
-        await self._group.__aexit__(kind, error, trace)
+        await self._group.__aexit__(None, None, None)
 
     async def _start(self) -> None:
         sim = await _spawn(
@@ -205,6 +214,9 @@ class Rig:
         self._group.create_task(sim.read_errors())
         ready = await self._first_line(sim, timeout=120.0)
         self.symbols = ready.symbols
+        self.settings = size_engine(
+            ready.symbols, STREAMS, rest_weight_budget=self.rest_weight_budget
+        )
         engine = await _spawn(
             "tickhawk.loadtest.engineproc",
             EngineSpec(
@@ -212,7 +224,7 @@ class Rig:
                 rest_url=ready.rest_url,
                 symbols=ready.symbols,
                 streams=STREAMS,
-                rest_weight_budget=self.rest_weight_budget,
+                settings=self.settings,
             ),
             "engine",
         )
@@ -253,7 +265,11 @@ class Rig:
         stdout = child.process.stdout
         assert stdout is not None
         while line := await stdout.readline():
-            message = decode_sim(line)
+            try:
+                message = decode_sim(line)
+            except msgspec.DecodeError:
+                child.errors.append(f"unreadable line: {line[:120]!r}")
+                continue
             if isinstance(message, SimTick):
                 self.last_sim = message
                 self.log.on_sim(message)
@@ -269,7 +285,11 @@ class Rig:
         stdout = child.process.stdout
         assert stdout is not None
         while line := await stdout.readline():
-            message = decode_engine(line)
+            try:
+                message = decode_engine(line)
+            except msgspec.DecodeError:
+                child.errors.append(f"unreadable line: {line[:120]!r}")
+                continue
             if isinstance(message, EngineAccount):
                 self._reply("account", message)
                 continue
@@ -292,15 +312,29 @@ class Rig:
             if self.on_sample is not None:
                 self.on_sample(sample)
 
+    def _where(self) -> str:
+        """Return where the engine and the simulator are, for an error message."""
+        engine, sim = self.last_engine, self.last_sim
+        parts = []
+        if engine is not None:
+            parts.append(f"books {engine.books_live}/{engine.books_total} in sync")
+            parts.append(f"sessions {','.join(engine.sessions)}")
+        if sim is not None and sim.lag_ms > 1_000:
+            parts.append(
+                f"the simulator {sim.lag_ms / 1_000:.0f} s behind its clock (its core is busy)"
+            )
+        return f" ({'; '.join(parts)})" if parts else ""
+
     def _reply(self, key: str, message: SimIds | EngineAccount) -> None:
         future = self._replies.pop(key, None)
         if future is not None and not future.done():
             future.set_result(message)
 
-    def check_alive(self) -> None:
-        """Raise :class:`LoadtestError` if a child has exited."""
+    async def check_alive(self) -> None:
+        """Raise :class:`LoadtestError` if a child has exited (with its last stderr line)."""
         for child in (self._sim, self._engine):
             if child is not None and child.process.returncode is not None:
+                await asyncio.sleep(0.2)  # let the stderr reader take the last lines
                 raise LoadtestError(child.failure())
 
     # -- driving ----------------------------------------------------------------------
@@ -331,14 +365,22 @@ class Rig:
         await self._sim.send(SimCommand(cmd="fault", spec=spec))
 
     async def next_sample(self, timeout: float = 10.0) -> Sample | None:
-        """Wait for the next sample (None after ``timeout`` without one)."""
+        """Wait for the next sample (None after ``timeout`` without one).
+
+        Raise :class:`LoadtestError` as soon as a child has exited.
+        """
         self._new_sample.clear()
-        try:
-            await asyncio.wait_for(self._new_sample.wait(), timeout)
-        except TimeoutError:
-            self.check_alive()
-            return None
-        return self.samples[-1]
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = min(2.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(self._new_sample.wait(), max(0.0, wait))
+            except TimeoutError:
+                await self.check_alive()
+                if time.monotonic() >= deadline:
+                    return None
+                continue
+            return self.samples[-1]
 
     async def run_for(self, seconds: float) -> None:
         """Let ``seconds`` of samples pass (or that much wall time and a margin)."""
@@ -346,7 +388,7 @@ class Rig:
         deadline = time.monotonic() + seconds * 1.5 + 5.0
         while len(self.samples) < target and time.monotonic() < deadline:
             await self.next_sample(timeout=max(0.1, deadline - time.monotonic()))
-        self.check_alive()
+        await self.check_alive()
 
     async def wait_live(self, timeout: float) -> None:
         """Wait until every session and every book is live; raise :class:`LoadtestError`."""
@@ -355,6 +397,7 @@ class Rig:
             if time.monotonic() > deadline:
                 raise LoadtestError(
                     f"the engine was not live and synced within {timeout:.0f} s of its start"
+                    + self._where()
                 )
             await self.next_sample(timeout=max(0.1, deadline - time.monotonic()))
 
@@ -368,7 +411,7 @@ class Rig:
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            self.check_alive()
+            await self.check_alive()
             raise LoadtestError(
                 f"the {child.name} did not answer {key!r} in {timeout:.0f} s"
             ) from None

@@ -10,7 +10,8 @@ from html import escape
 __all__ = ["Series", "line_chart", "nice_ticks"]
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 28, 36
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 44, 36
+_BAND_FILLS = ("#f4f1e4", "#e8eff7")
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 10))
-        value += step
+    ticks = [round(first, 10)]
+    while ticks[-1] < high - step * 1e-9:  # the last tick is at or above ``high``
+        ticks.append(round(ticks[-1] + step, 10))
     return ticks
 
 
@@ -95,11 +94,12 @@ def line_chart(
             fraction = (y - y0) / (y1 - y0)
         return _TOP + plot_h - min(1.0, max(0.0, fraction)) * plot_h
 
-    for start, end, label in bands:
+    for number, (start, end, label) in enumerate(bands):
         left, right = px(max(start, x0)), px(min(end, x1))
+        fill = _BAND_FILLS[number % len(_BAND_FILLS)]
         parts.append(
             f'<rect x="{left:.1f}" y="{_TOP}" width="{max(0.0, right - left):.1f}" '
-            f'height="{plot_h}" fill="#f3f0e0"/>'
+            f'height="{plot_h}" fill="{fill}"/>'
             f'<text x="{left + 3:.1f}" y="{_TOP + 11}" font-size="10" fill="#777">'
             f"{escape(label)}</text>"
         )
@@ -126,7 +126,7 @@ def line_chart(
         f'transform="rotate(-90 12 {_TOP + plot_h / 2:.0f})" text-anchor="middle">'
         f"{escape(y_label)}</text>"
     )
-    legend_x = _LEFT + 200
+    legend_x = float(_LEFT)
     for number, item in enumerate(series):
         color = item.color or _PALETTE[number % len(_PALETTE)]
         dash = ' stroke-dasharray="5 3"' if item.dashed else ""
@@ -136,8 +136,8 @@ def line_chart(
                 f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"{dash}/>'
             )
         parts.append(
-            f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{color}"/>'
-            f'<text x="{legend_x + 14}" y="17" font-size="11">{escape(item.label)}</text>'
+            f'<rect x="{legend_x:.0f}" y="25" width="10" height="10" fill="{color}"/>'
+            f'<text x="{legend_x + 14:.0f}" y="34" font-size="11">{escape(item.label)}</text>'
         )
         legend_x += 24 + 7 * len(item.label)
     parts.append("</svg>")

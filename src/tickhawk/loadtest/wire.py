@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import msgspec
 
+from tickhawk.loadtest.sizing import EngineSettings
+
 __all__ = [
     "EngineAccount",
     "EngineCommand",
@@ -81,8 +83,7 @@ class EngineSpec(msgspec.Struct, kw_only=True, frozen=True):
     rest_url: str
     symbols: list[str]
     streams: list[str]
-    signal_cooldown_s: float = 0.5
-    rest_weight_budget: int | None = None  # the engine's [rest] weight_budget (None: its default)
+    settings: EngineSettings
 
 
 class Outage(msgspec.Struct, kw_only=True, frozen=True):

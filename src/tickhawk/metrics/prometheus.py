@@ -17,6 +17,7 @@ otherwise.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -437,6 +438,7 @@ class MetricsServer:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
         self.scrapes = 0
+        self.render_s = 0.0  # time spent building /metrics responses
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
 
@@ -489,7 +491,9 @@ class MetricsServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self.scrapes += 1
+        began = time.perf_counter()
         body = generate_latest(self.registry)
+        self.render_s += time.perf_counter() - began
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _snapshot(self, request: web.Request) -> web.Response:

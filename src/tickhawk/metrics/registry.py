@@ -52,6 +52,8 @@ class Metrics:
             decoded_to_state=stages["decoded_to_state"],
             recv_to_handled=stages["recv_to_handled"],
             mean_gap=sample_every or 16,
+            budget=0 if sample_every else max(1, int(2 * samples_per_s)),
+            max_gap=max_gap,
             seed=seed,
         )
         self._state_to_strategy = stages["state_to_strategy"]
@@ -79,6 +81,7 @@ class Metrics:
 
     def tick(self, now: float, messages: int, trades: int) -> None:
         """Close the second that ended at ``now`` (monotonic s): rotate windows, take rates."""
+        self.probe.flush()
         for histogram in self.stages.values():
             histogram.rotate()
         last = self._last
@@ -93,11 +96,13 @@ class Metrics:
         if self.sample_every is None:
             gap = round(self.msgs_per_s / self.samples_per_s)
             self.probe.mean_gap = min(max(1, gap), self.max_gap)
+            self.probe.spent = 0
 
     # -- readers -------------------------------------------------------------
 
     def stage_stats(self) -> dict[str, StageStats]:
         """Return every stage's window statistics (zeros for a stage with no sample yet)."""
+        self.probe.flush()
         return {name: histogram.stats() for name, histogram in self.stages.items()}
 
     def queue_stats(self) -> dict[str, QueueStats]:

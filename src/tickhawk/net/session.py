@@ -35,12 +35,13 @@ from collections.abc import Callable, Mapping
 from time import perf_counter_ns
 
 import msgspec
-from picows import WSAutoPingStrategy, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSMsgType
 
 from tickhawk.net.backoff import Backoff
 from tickhawk.net.breaker import CircuitBreaker
 from tickhawk.net.events import EventListener, EventLog, Reason, SessionEvent, SessionState
 from tickhawk.net.handover import Handover
+from tickhawk.net.link import ConnectError, Link, MessageHandler, ignore, open_link
 from tickhawk.net.options import ConnectionOptions
 from tickhawk.net.sequence import BinanceSequence, SequenceKey
 from tickhawk.net.watchdog import StaleWatch
@@ -56,9 +57,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("tickhawk.net")
-
-MessageHandler = Callable[[bytes, int, int], None]
-"""``(payload, t_recv perf ns, ts_recv epoch ns)``."""
 
 #: Binance caps a URL's stream list; longer lists are sent with SUBSCRIBE.
 _MAX_URL_STREAMS = 100
@@ -76,136 +74,13 @@ _OVERLAP_MAX_S = 10.0
 _ROTATE_RETRY_S = 30.0
 
 
-def _ignore(payload: bytes, t_recv: int, ts_recv: int) -> None:
-    """Swallow a message of a connection that is being closed (its successor delivers)."""
-
-
-class _Link:
-    """One picows connection of a session and what is known about it."""
-
-    __slots__ = (
-        "awaiting_pong",
-        "close_code",
-        "connected_at",
-        "error",
-        "frames_at_connect",
-        "healthy",
-        "listener",
-        "number",
-        "ping_at",
-        "primary",
-        "retire_detail",
-        "retire_reason",
-        "transport",
-    )
-
-    def __init__(self, number: int, *, primary: bool) -> None:
-        self.number = number
-        self.primary = primary  # the session's own connect, not a rotation's second connection
-        self.transport: WSTransport | None = None
-        self.listener: _Listener | None = None
-        self.connected_at = 0.0  # monotonic
-        self.frames_at_connect = 0
-        self.healthy = False
-        self.ping_at = 0  # perf ns of the last ping
-        self.awaiting_pong = False
-        self.close_code: object = None
-        self.error: BaseException | None = None
-        self.retire_reason = ""  # set when the session closes the link itself
-        self.retire_detail = ""
-
-    def disconnect(self, reason: str, detail: str = "") -> None:
-        """Close the connection on purpose (stale, rotated, stopped)."""
-        if not self.retire_reason:
-            self.retire_reason = reason
-            self.retire_detail = detail
-        transport = self.transport
-        if transport is not None and not transport.is_disconnected:
-            transport.send_close()
-            transport.disconnect()
-
-    async def wait_closed(self) -> None:
-        """Wait until the connection is gone; keep what closed it."""
-        if self.transport is None:
-            return
-        try:
-            await self.transport.wait_disconnected()
-        except Exception as exc:  # picows re-raises what broke the connection
-            self.error = exc
-
-
-class _Listener(WSListener):
-    """The picows callbacks of one connection: frames to ``deliver``, pings timed."""
-
-    def __init__(self, session: WsSession, link: _Link, deliver: MessageHandler) -> None:
-        self._session = session
-        self._link = link
-        self.deliver = deliver  # swapped during a rotation
-        self._wall = session.wall_clock
-        self._fragments: list[bytes] = []
-
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self._link.transport = transport
-        self._session._connected(self._link)  # before any frame of the connection
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        t_recv = perf_counter_ns()
-        msg_type = frame.msg_type
-        if msg_type == WSMsgType.TEXT or msg_type == WSMsgType.BINARY:
-            session = self._session
-            session.frames += 1
-            if frame.fin:
-                payload = frame.get_payload_as_bytes()
-                session.bytes += len(payload)
-                self.deliver(payload, t_recv, self._wall())
-            else:
-                self._fragments = [frame.get_payload_as_bytes()]
-        elif msg_type == WSMsgType.CONTINUATION:
-            self._fragments.append(frame.get_payload_as_bytes())
-            if frame.fin:
-                payload = b"".join(self._fragments)
-                self._fragments = []
-                self._session.bytes += len(payload)
-                self.deliver(payload, t_recv, self._wall())
-        elif msg_type == WSMsgType.CLOSE:
-            self._link.close_code = frame.get_close_code()
-            transport.send_close(frame.get_close_code())
-            transport.disconnect()
-
-    def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self._fragments = []
-
-    def send_user_specific_ping(self, transport: WSTransport) -> None:
-        link = self._link
-        link.ping_at = perf_counter_ns()
-        link.awaiting_pong = True
-        transport.send_ping()
-
-    def is_user_specific_pong(self, frame: WSFrame) -> bool:
-        if frame.msg_type != WSMsgType.PONG:
-            return False
-        link = self._link
-        if link.awaiting_pong:
-            link.awaiting_pong = False
-            self._session.ping_rtt_ms = (perf_counter_ns() - link.ping_at) / 1e6
-            self._session.pongs += 1
-        return True
-
-
-class _ConnectError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
 class _Rotation:
     """A rotation under way: its task, its merge, the new connection once it is up."""
 
     def __init__(self, handover: Handover) -> None:
         self.handover = handover
         self.task: asyncio.Task[None] | None = None
-        self.link: _Link | None = None
+        self.link: Link | None = None
         self.subscribed = False
 
 
@@ -275,7 +150,7 @@ class WsSession:
         self.pongs = 0
         self.ping_rtt_ms: float | None = None
         self.close_code: object = None
-        self._current: _Link | None = None
+        self._current: Link | None = None
         self._rotation: _Rotation | None = None
         self._rotate_at = 0.0
         self._direct_at = 0.0
@@ -301,6 +176,11 @@ class WsSession:
     def circuit_open(self) -> bool:
         """Return whether the venue's circuit breaker holds this session back."""
         return self.breaker is not None and self.breaker.is_open
+
+    @property
+    def overlapping(self) -> bool:
+        """Return whether a rotation's second connection is up and subscribed beside the first."""
+        return self._rotation is not None and self._rotation.subscribed
 
     async def wait_live(self, timeout: float | None = None) -> None:
         """Wait until the session is connected (raise ``TimeoutError`` after ``timeout``)."""
@@ -330,11 +210,11 @@ class WsSession:
 
     # -- connecting ---------------------------------------------------------------------
 
-    def _new_link(self, *, primary: bool) -> _Link:
+    def _new_link(self, *, primary: bool) -> Link:
         self._links += 1
-        return _Link(self._links, primary=primary)
+        return Link(self._links, primary=primary)
 
-    def _connected(self, link: _Link) -> None:
+    def link_connected(self, link: Link) -> None:
         """A handshake completed (picows's callback, before the first frame is delivered).
 
         The session's own connection goes LIVE here, so that listeners (books,
@@ -356,42 +236,16 @@ class WsSession:
         )
         self._live.set()
 
-    async def _open(self, link: _Link, deliver: MessageHandler) -> None:
-        """Connect ``link``, handing its messages to ``deliver``; raise ``_ConnectError``."""
-        options = self.options
-
-        def listener() -> _Listener:
-            link.listener = _Listener(self, link, deliver)
-            return link.listener
-
+    async def _open(self, link: Link, deliver: MessageHandler) -> None:
+        """Connect ``link``, handing its messages to ``deliver``; raise ``ConnectError``."""
         try:
-            await asyncio.wait_for(
-                ws_connect(
-                    listener,
-                    self.url,
-                    enable_auto_ping=True,
-                    auto_ping_idle_timeout=options.ping_interval_s,
-                    auto_ping_reply_timeout=options.pong_timeout_s,
-                    auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
-                    max_frame_size=options.max_frame_bytes,
-                    websocket_handshake_timeout=options.connect_timeout_s,
-                ),
-                options.connect_timeout_s,
-            )
-        except TimeoutError:
-            link.disconnect(Reason.CONNECT_TIMEOUT)  # in case the handshake raced the timeout
-            raise _ConnectError(
-                Reason.CONNECT_TIMEOUT,
-                f"no WebSocket handshake within {options.connect_timeout_s:g} s",
-            ) from None
-        except Exception as exc:  # OSError and picows's WSError types: refused, 4xx/5xx, TLS
-            raise _ConnectError(Reason.CONNECT_FAILED, str(exc) or type(exc).__name__) from None
-        if link.transport is None:  # picows returns when the peer hangs up mid-handshake
-            raise _ConnectError(
-                Reason.CONNECT_FAILED, "the venue closed the connection during the handshake"
-            )
+            await open_link(self, link, self.url, deliver, self.options)
+        except ConnectError:
+            if link is self._current:  # went LIVE in a handshake that raced the timeout
+                self._live.clear()
+            raise
 
-    async def _subscribe_rest(self, link: _Link) -> None:
+    async def _subscribe_rest(self, link: Link) -> None:
         """Subscribe the streams the URL could not carry, at Binance's request rate."""
         if len(self.streams) <= _MAX_URL_STREAMS:
             return
@@ -447,7 +301,7 @@ class WsSession:
             link = self._new_link(primary=True)
             try:
                 await self._open(link, self.on_message)
-            except _ConnectError as exc:
+            except ConnectError as exc:
                 self.connect_failures += 1
                 self._failures += 1
                 if breaker is not None:
@@ -476,7 +330,7 @@ class WsSession:
             await self._pause(self.backoff.delay(self._failures))
             reason = Reason.RECONNECT
 
-    def _became_current(self, link: _Link) -> None:
+    def _became_current(self, link: Link) -> None:
         self._current = link
         self.close_code = None
         if self.watch is not None:
@@ -484,7 +338,7 @@ class WsSession:
         after = self.options.rotate_after_s
         self._rotate_at = link.connected_at + after if after > 0 else float("inf")
 
-    async def _hold(self) -> _Link:
+    async def _hold(self) -> Link:
         """Wait until the current connection is gone for good; return it.
 
         A rotation replaces the current connection while this waits; a
@@ -510,7 +364,7 @@ class WsSession:
             self.close_code = link.close_code
             return link
 
-    def _note_health(self, link: _Link) -> None:
+    def _note_health(self, link: Link) -> None:
         """Mark a connection that delivered (or lived long enough) as working."""
         if link.healthy:
             return
@@ -523,21 +377,14 @@ class WsSession:
             if self.breaker is not None:
                 self.breaker.success()
 
-    def _drop_reason(self, link: _Link) -> tuple[str, str]:
+    def _drop_reason(self, link: Link) -> tuple[str, str]:
         """Say why ``link`` closed: ``(reason, detail)``; count protocol errors and pongs."""
-        if link.retire_reason:
-            return link.retire_reason, link.retire_detail
-        if link.error is not None:
+        reason, detail = link.close_reason(self.options.pong_timeout_s)
+        if reason == Reason.PROTOCOL_ERROR:
             self.protocol_errors += 1
-            return Reason.PROTOCOL_ERROR, str(link.error) or type(link.error).__name__
-        if link.awaiting_pong and (
-            perf_counter_ns() - link.ping_at >= self.options.pong_timeout_s * 0.9e9
-        ):
+        elif reason == Reason.PONG_TIMEOUT:
             self.pong_timeouts += 1
-            return Reason.PONG_TIMEOUT, f"no pong within {self.options.pong_timeout_s:g} s"
-        if link.close_code is not None:
-            return Reason.DROPPED, f"closed by the venue (code {link.close_code})"
-        return Reason.DROPPED, "the connection was lost"
+        return reason, detail
 
     # -- off the hot path: watchdog, rotation -------------------------------------------
 
@@ -576,7 +423,7 @@ class WsSession:
                 self._rotation = rotation
                 rotation.task = self._group.create_task(self._rotate(rotation, link))
 
-    async def _rotate(self, rotation: _Rotation, old: _Link) -> None:
+    async def _rotate(self, rotation: _Rotation, old: Link) -> None:
         """Open a second connection beside ``old`` and hand over to it without a gap."""
         handover = rotation.handover
         age = time.monotonic() - old.connected_at
@@ -591,7 +438,7 @@ class WsSession:
         try:
             await self._open(new, handover.from_new)
             await self._subscribe_rest(new)
-        except _ConnectError as exc:
+        except ConnectError as exc:
             self._rotation_failed(rotation, old, f"{exc.reason}: {exc.detail}")
             return
         rotation.subscribed = True
@@ -621,13 +468,13 @@ class WsSession:
                 break
         self._switch(rotation, old, early=False)
 
-    def _switch(self, rotation: _Rotation, old: _Link, *, early: bool) -> None:
+    def _switch(self, rotation: _Rotation, old: Link, *, early: bool) -> None:
         """Make the rotation's connection the current one; close ``old``."""
         new = rotation.link
         assert new is not None and new.listener is not None
         handover = rotation.handover
         if old.listener is not None:
-            old.listener.deliver = _ignore
+            old.listener.deliver = ignore
         new.listener.deliver = handover.pass_through
         replayed = handover.switch()
         self._rotation = None
@@ -635,15 +482,13 @@ class WsSession:
         new.healthy = True
         self._direct_at = time.monotonic() + self.options.rotate_overlap_s
         self.rotations += 1
-        detail = (
-            f"{replayed} buffered messages delivered, {handover.duplicates} duplicates dropped"
-        )
+        detail = f"{replayed} buffered messages delivered, {handover.duplicates} duplicates dropped"
         if early:
             detail = f"the old connection closed first ({self._drop_reason(old)[1]}); {detail}"
         old.disconnect(Reason.ROTATED)
         self._set_state(SessionState.LIVE, Reason.ROTATED, detail)
 
-    def _rotation_failed(self, rotation: _Rotation, old: _Link, detail: str) -> None:
+    def _rotation_failed(self, rotation: _Rotation, old: Link, detail: str) -> None:
         self.rotation_failures += 1
         if old.listener is not None and old is self._current:
             old.listener.deliver = self.on_message

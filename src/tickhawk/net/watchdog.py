@@ -4,7 +4,10 @@ A connection can stay open while the venue stops sending (the socket and
 its pings are fine, the data is not). Each stream's usual gap between
 messages is learned from the stream itself, so a 100 ms depth stream and a
 kline stream that speaks every two seconds each get their own threshold:
-``max(floor_s, factor × usual gap)``.
+``max(floor_s, factor × usual gap, 2 × longest recent gap)``. The last term
+keeps bursty streams (trades cluster in time) from being called stale in an
+ordinary lull; a stream that still caused a reconnect is judged at twice its
+threshold until it has spoken a few times again.
 
 Nothing here runs per message. The feed stores each stream's last receive
 time (one dict store, :attr:`tickhawk.venues.binance.feed.BinanceFeed.last_seen`);
@@ -23,6 +26,8 @@ import msgspec
 __all__ = ["Stale", "StaleWatch"]
 
 _NS = 1_000_000_000
+#: A stream is not stale before this many times its longest recent gap.
+_BURST = 2.0
 
 
 class Stale(msgspec.Struct, frozen=True):
@@ -41,7 +46,7 @@ class StaleWatch:
     last message; it is written by the feed and only read here. A stream is
     watched once ``min_gaps`` gaps have been seen (a stream that never spoke
     has no rate to judge it by). ``alpha`` weighs the newest gap in the
-    moving average.
+    moving average; the longest recent gap fades by ``decay`` per gap seen.
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class StaleWatch:
         factor: float = 10.0,
         min_gaps: int = 3,
         alpha: float = 0.1,
+        decay: float = 0.98,
     ) -> None:
         if not floor_s > 0 or not factor > 0:
             raise ValueError("the stale watchdog needs floor_s > 0 and factor > 0")
@@ -63,10 +69,13 @@ class StaleWatch:
         self.factor = factor
         self.min_gaps = min_gaps
         self.alpha = alpha
+        self.decay = decay
         count = len(streams)
         self._seen: list[int] = [-1] * count  # last sampled receive time, -1: none yet
         self._mean_gap: list[float] = [0.0] * count  # ns
         self._gaps: list[int] = [0] * count
+        self._long_gap: list[float] = [0.0] * count  # ns, fading
+        self._penalty: list[float] = [1.0] * count  # ×2 per stale reconnect, back to 1 as it speaks
         self._since = 0  # silence counts from here at the earliest (the connect)
         self._fresh: list[bool] = [True] * count
 
@@ -86,7 +95,8 @@ class StaleWatch:
         return self._threshold(index) / _NS
 
     def _threshold(self, index: int) -> float:
-        return max(self.floor_ns, self.factor * self._mean_gap[index])
+        learned = max(self.factor * self._mean_gap[index], _BURST * self._long_gap[index])
+        return self._penalty[index] * max(self.floor_ns, learned)
 
     def check(self, now_ns: int) -> Stale | None:
         """Sample every stream; return the most overdue stale one, or None."""
@@ -110,10 +120,13 @@ class StaleWatch:
                 elif previous >= 0:
                     gap = value - previous
                     count = gaps[index]
-                    mean_gap[index] = gap if count == 0 else mean_gap[index] + alpha * (
-                        gap - mean_gap[index]
+                    mean_gap[index] = (
+                        gap if count == 0 else mean_gap[index] + alpha * (gap - mean_gap[index])
                     )
                     gaps[index] = count + 1
+                    self._long_gap[index] = max(gap, self._long_gap[index] * self.decay)
+                    if self._penalty[index] > 1.0:
+                        self._penalty[index] = max(1.0, self._penalty[index] * 0.9)
                 continue
             if gaps[index] < self.min_gaps:
                 continue
@@ -133,10 +146,11 @@ class StaleWatch:
         )
 
     def penalize(self, stream: str) -> None:
-        """Double ``stream``'s usual gap after it caused a reconnect.
+        """Double ``stream``'s threshold after it caused a reconnect.
 
         A stream that has merely gone quiet (a market at night) is then judged
-        at 2×, 4×, … the threshold instead of forcing a reconnect every time.
+        at 2×, 4×, … the threshold instead of forcing a reconnect every time;
+        each gap seen afterwards shrinks the penalty by 10 % (down to none).
         """
         index = self.streams.index(stream)
-        self._mean_gap[index] = 2.0 * max(self._mean_gap[index], self.floor_ns / self.factor)
+        self._penalty[index] *= 2.0

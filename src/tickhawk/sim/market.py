@@ -188,6 +188,8 @@ class MarketModel:
         # calibration does not read the change as a shortfall.
         self.produced = int(self.produced * factor)
         self.drivers.scale(self._gain)
+        # The self-excited part too: else it takes a few decay times to follow.
+        self.drivers.excitation = self.drivers.excitation * factor
 
     def _calibrate(self) -> None:
         """Once a simulated second: steer the event rate toward ``rate`` messages/s."""

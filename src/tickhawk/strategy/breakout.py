@@ -12,13 +12,12 @@ width) and half the volume pace (full at twice ``volume_mult``).
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from tickhawk.model import Bar, Trade, parse_interval
+from tickhawk.model import Trade, parse_interval
 from tickhawk.strategy.api import Decision, Strategy
 from tickhawk.strategy.checks import CheckContext, confirm_problems, interval_problems
 from tickhawk.strategy.confirm import ConfirmConfig, TrendFilter
@@ -77,7 +76,7 @@ class Breakout(Strategy):
         self.confirm = TrendFilter(config.confirm) if config.confirm is not None else None
         self._interval_ns = parse_interval(config.interval)
         self._bars: TimeBars | None = None
-        self._last: Bar | None = None  # the newest closed bar the range was built from
+        self._seen = 0  # closed bars in the history when the range was built
         self.high = self.low = self.mean_volume = math.nan
 
     def bars_needed(self, interval: str) -> int:
@@ -87,19 +86,15 @@ class Breakout(Strategy):
     def _range(self, bars: TimeBars) -> bool:
         """Refresh the range when a bar closed since; return whether it is complete."""
         history = bars.history
-        if not history:
-            return False
-        last = history[-1]
-        if last is not self._last:
-            self._last = last
+        if history.appended != self._seen:
+            self._seen = history.appended
             lookback = self.config.lookback
-            window = list(itertools.islice(reversed(history), lookback))
-            if len(window) < lookback:
+            if len(history) < lookback:
                 self.high = math.nan
                 return False
-            self.high = max(bar.high for bar in window)
-            self.low = min(bar.low for bar in window)
-            self.mean_volume = math.fsum(bar.volume for bar in window) / lookback
+            self.high = float(history.column("high", lookback).max())
+            self.low = float(history.column("low", lookback).min())
+            self.mean_volume = math.fsum(history.column("volume", lookback).tolist()) / lookback
         return self.high == self.high
 
     def on_trade(self, state: SymbolState, trade: Trade) -> Decision | None:

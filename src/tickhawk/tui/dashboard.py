@@ -50,11 +50,11 @@ _log = logging.getLogger("tickhawk.tui")
 _SYMBOL_COLUMNS: tuple[Column, ...] = (
     ("symbol", 12, "<"),
     ("price", 10, ">"),
-    ("spread bps", 10, ">"),
+    ("bps", 6, ">"),
     ("book", 11, "<"),
-    ("trades", 10, ">"),
+    ("trades", 9, ">"),
     ("trades/s", 8, ">"),
-    ("last signal", 18, "<"),
+    ("last signal", 16, "<"),
 )
 _SIGNAL_COLUMNS: tuple[Column, ...] = (
     ("time", 8, "<"),
@@ -76,12 +76,12 @@ _STAGE_COLUMNS: tuple[Column, ...] = (
     ("p99 trend", 16, "<"),
 )
 _CONNECTION_COLUMNS: tuple[Column, ...] = (
-    ("connection", 31, "<"),
+    ("connection", 30, "<"),
     ("state", 10, "<"),
     ("streams", 7, ">"),
     ("reconnects", 10, ">"),
-    ("frames", 12, ">"),
-    ("MB", 8, ">"),
+    ("frames", 11, ">"),
+    ("MB", 7, ">"),
     ("ping ms", 7, ">"),
     ("errors", 6, ">"),
 )

@@ -36,6 +36,9 @@ __all__ = [
 
 NOT_MEASURED = "…"
 
+#: Samples in a stage's p99 trend (one per refresh).
+TREND_WIDTH = 16
+
 #: What a table cell holds: plain or styled text.
 Cell = str | Text
 
@@ -237,7 +240,7 @@ def stage_rows(stages: dict[str, StageStats], history: History) -> list[tuple[Ce
                 _us(stats.p99_us),
                 _us(stats.p999_us),
                 _us(stats.max_us),
-                Text(spark(history.p99[stage]), style="magenta"),
+                Text(spark(history.p99[stage], TREND_WIDTH), style="magenta"),
             )
         )
     return rows
@@ -248,7 +251,7 @@ def resources_text(snapshot: Snapshot) -> Text:
     res = snapshot.resources
     text = Text()
     if res.rss_mb <= 0:  # no sampler has filled this snapshot's resources
-        text.append("cpu …  rss …\ngc …\nloop lag …", "dim")
+        text.append("cpu …  rss …\ngc …\ngc pauses …\nloop lag …", "dim")
         return text
     text.append("cpu ", "bold")
     text.append(f"{res.cpu_pct:5.1f} % of a core", "red" if res.cpu_pct >= 80 else "")
@@ -260,11 +263,15 @@ def resources_text(snapshot: Snapshot) -> Text:
         text.append(f"  trend {res.rss_slope_mb_h:+.1f} MB/h")
     text.append("\ngc ", "bold")
     if res.gc_collections:
-        text.append("collections " + "/".join(_count(n) for n in res.gc_collections))
+        text.append("/".join(_count(n) for n in res.gc_collections) + " collections (gen 0/1/2)")
+        text.append("\ngc pauses ", "bold")
         text.append(
-            f"  pause max {res.gc_pause_max_ms:.2f} ms, total {res.gc_pause_total_ms:,.1f} ms"
+            f"max {res.gc_pause_max_ms:.2f} ms lately, {res.gc_pause_total_ms:,.1f} ms in all",
+            "red" if res.gc_pause_max_ms >= 10 else "",
         )
     else:
+        text.append(NOT_MEASURED, "dim")
+        text.append("\ngc pauses ", "bold")
         text.append(NOT_MEASURED, "dim")
     text.append("\nloop lag ", "bold")
     text.append(

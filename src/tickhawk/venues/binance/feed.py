@@ -201,7 +201,7 @@ class BinanceFeed:
         except msgspec.ValidationError as exc:
             self.rejects.reject("schema", str(exc))
             return
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             self.rejects.reject("not_json", payload[:80].decode("utf-8", "replace"))
             return
         if stream:
@@ -215,7 +215,7 @@ class BinanceFeed:
             return
         try:
             reply = self._control.decode(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             reply = None
         if reply is not None and (reply.id is not None or reply.error is not None):
             if self._on_control is not None:
@@ -242,7 +242,7 @@ def _trade_route(
     def handle(payload: bytes, t_recv: int, ts_recv: int) -> None:
         try:
             msg: TradeMsg = decode(payload) if raw else decode(payload).data
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             reject("schema" if isinstance(exc, msgspec.ValidationError) else "not_json", str(exc))
             return
         price = msg.p
@@ -274,7 +274,7 @@ def _agg_trade_route(
     def handle(payload: bytes, t_recv: int, ts_recv: int) -> None:
         try:
             msg: AggTradeMsg = decode(payload) if raw else decode(payload).data
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             reject("schema" if isinstance(exc, msgspec.ValidationError) else "not_json", str(exc))
             return
         price = msg.p
@@ -314,7 +314,7 @@ def _depth_route(
     def handle(payload: bytes, t_recv: int, ts_recv: int) -> None:
         try:
             msg: DepthMsg = decode(payload) if raw else decode(payload).data
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             reject("schema" if isinstance(exc, msgspec.ValidationError) else "not_json", str(exc))
             return
         if not (_levels_ok(msg.b) and _levels_ok(msg.a)):
@@ -339,7 +339,7 @@ def _book_ticker_route(
     def handle(payload: bytes, t_recv: int, ts_recv: int) -> None:
         try:
             msg: BookTickerMsg = decode(payload) if raw else decode(payload).data
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             reject("schema" if isinstance(exc, msgspec.ValidationError) else "not_json", str(exc))
             return
         bid = msg.b
@@ -368,7 +368,7 @@ def _kline_route(
     def handle(payload: bytes, t_recv: int, ts_recv: int) -> None:
         try:
             msg: KlineMsg = decode(payload) if raw else decode(payload).data
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a str
             reject("schema" if isinstance(exc, msgspec.ValidationError) else "not_json", str(exc))
             return
         k = msg.k

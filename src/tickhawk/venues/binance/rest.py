@@ -147,7 +147,7 @@ def decode_klines(symbol: str, interval: str, body: bytes) -> list[Bar]:
     bars = []
     for row in rows:
         open_ms, o, h, low, c, volume = row[0], row[1], row[2], row[3], row[4], row[5]
-        if not (0 <= open_ms <= _MAX_MS and 0 <= row[8] and 0.0 <= volume < _INF):
+        if not (0 <= open_ms <= _MAX_MS and row[8] >= 0 and 0.0 <= volume < _INF):
             raise RestError(f"klines: a bad open time, count or volume in {row[:9]}")
         if not all(0.0 < price < _INF for price in (o, h, low, c)):
             raise RestError(f"klines: a bad price in {row[:6]}")

@@ -1,0 +1,71 @@
+"""The engine configuration a load test runs: the demo's preset, sized to fit the memory budget.
+
+The preset keeps books of up to 5,000 levels and 1,000 bars per interval:
+fine for 50 symbols, but at 1,000 symbols its ceiling (the engine's own
+:func:`tickhawk.budget.estimate`) is about 2 GB and the engine refuses it.
+A load test therefore lowers ``book.max_levels`` and ``engine.bar_history``
+step by step, as a user would, until the ceiling fits
+``resources.memory_budget_mb`` (512 MB, the user's memory target).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from tickhawk.budget import estimate
+from tickhawk.config import parse_config
+from tickhawk.presets import fast_config_data
+
+__all__ = ["EngineSettings", "engine_data", "size_engine"]
+
+#: (book.max_levels, engine.bar_history), largest first.
+_STEPS = ((5_000, 1_000), (1_000, 1_000), (1_000, 500), (500, 500), (500, 300), (200, 300))
+
+
+class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """What the engine child is configured with, beyond the preset."""
+
+    book_max_levels: int
+    bar_history: int
+    ceiling_mb: float  # the engine's memory ceiling for this configuration
+    signal_cooldown_s: float = 0.5  # more signals than the demo's 2 s: more latency samples
+    rest_weight_budget: int | None = None  # [rest] weight_budget (None: the engine's default)
+
+
+def engine_data(
+    symbols: list[str],
+    streams: list[str],
+    settings: EngineSettings,
+    *,
+    ws_url: str | None = None,
+    rest_url: str | None = None,
+) -> dict[str, Any]:
+    """Return the engine's configuration as data (the preset with ``settings`` applied)."""
+    data = fast_config_data(symbols, streams, ws_url=ws_url, rest_url=rest_url)
+    data["strategies"]["momentum"]["cooldown_s"] = settings.signal_cooldown_s
+    data["engine"]["bar_history"] = settings.bar_history
+    data["book"] = {"max_levels": settings.book_max_levels}
+    if settings.rest_weight_budget is not None:
+        data["rest"] = {"weight_budget": settings.rest_weight_budget}
+    return data
+
+
+def size_engine(
+    symbols: list[str], streams: list[str], *, rest_weight_budget: int | None = None
+) -> EngineSettings:
+    """Return the largest preset settings whose memory ceiling fits the budget (else the least)."""
+    settings = EngineSettings(book_max_levels=0, bar_history=0, ceiling_mb=0.0)
+    for levels, bars in _STEPS:
+        settings = EngineSettings(
+            book_max_levels=levels,
+            bar_history=bars,
+            ceiling_mb=0.0,
+            rest_weight_budget=rest_weight_budget,
+        )
+        ceiling = estimate(parse_config(engine_data(symbols, streams, settings)))
+        settings = msgspec.structs.replace(settings, ceiling_mb=round(ceiling.total_mb, 1))
+        if ceiling.over <= 0:
+            break
+    return settings
