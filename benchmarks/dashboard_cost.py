@@ -43,7 +43,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from loopback import config_text, start_sim, symbol_names
+from tickhawk.bench.loopback import config_text, start_sim, symbol_names
 
 VARIANTS = ("plain", "dashboard")
 _SUMMARY = re.compile(

@@ -1,22 +1,27 @@
 """What all the instrumentation costs: replay of a real capture with metrics on and off.
 
-    python benchmarks/instrumentation_cost.py [CAPTURE] [--runs 7] [--passes 6] [--sample-every N]
+    python benchmarks/instrumentation_cost.py [CAPTURE] [--runs 12] [--passes 6] [--sample-every N]
 
-Each run starts two fresh processes, one with the instrumentation off and one
-with it on (their order alternates run by run), and each replays the capture
-``--passes`` times through a new engine (the first pass warms up and is not
-counted). Both replay inside an asyncio loop in chunks of 256 messages, as a
-live engine shares its loop with its timers. "On" is everything a live run
-has: the sampled stage probe on the hot path, the signal sink, the GC
-callbacks, the loop-lag timer, the once-a-second tick (resources, USS, leak
-detectors, the snapshot, the alert rules) and the Prometheus exporter, which
-this script scrapes once a second from the parent process, as Prometheus would.
+Each run starts four fresh processes, in an order that rotates run by run:
 
-It prints medians of messages per CPU-second and per wall-second, and the
-ratio on ÷ off (the share of throughput the instrumentation keeps): the ratio
-of the medians and the median of the ratios of each run's pair. On a shared
-machine CPU time is the steadier basis: wall time also counts the time the
-process waited for a core.
+- ``off``: no instrumentation;
+- ``off2``: the same again — the A/A control, how far two identical setups
+  differ on this machine (the noise floor of the comparison);
+- ``hot``: only the hot path's share: the sampled stage probe and the signal
+  sink (and the once-a-second rate reading that sets the sampling gap);
+- ``on``: everything a live run has: the probe, the signal sink, the GC
+  callbacks, the loop-lag timer, the once-a-second tick (resources, USS, leak
+  detectors, the snapshot, the alert rules) and the Prometheus exporter, which
+  this script scrapes once a second from the parent process, as Prometheus
+  would.
+
+Each process replays the capture ``--passes`` times through a new engine (the
+first pass warms up and is not counted), inside an asyncio loop in chunks of
+256 messages, as a live engine shares its loop with its timers. The script
+prints medians of messages per CPU-second and per wall-second and, for each
+mode, the ratio to ``off``: the ratio of the medians and the median of the
+ratios within each run. On a shared machine CPU time is the steadier basis:
+wall time also counts the time the process waited for a core.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT.parent / "shared" / "data" / "binance" / "usdm_btcusdt_20240808.gz"
 CHUNK = 256
-#: off: nothing; hot: only the hot path's share (probe + signal sink); on: everything.
-MODES = ("off", "hot", "on")
+#: off: nothing; off2: nothing again (the A/A control: how far two identical setups differ
+#: on this machine); hot: only the hot path's share (probe + signal sink); on: everything.
+MODES = ("off", "off2", "hot", "on")
 
 
 def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def child(capture: str, mode: str, passes: int, sample_every: int | None) -> dic
             venue="replay",
             symbols=len(symbols),
         )
-        if mode != "off"
+        if mode in ("hot", "on")
         else None
     )
 
@@ -215,7 +221,7 @@ def _scrape(port: int, stop: threading.Event) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("capture", nargs="?", default=str(DEFAULT))
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=12)
     parser.add_argument("--passes", type=int, default=6, help="replays per process (1 warm-up)")
     parser.add_argument(
         "--sample-every",
@@ -230,7 +236,8 @@ def main() -> None:
         return
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for run in range(args.runs):
-        order = MODES[run % 3 :] + MODES[: run % 3]  # each mode in each position in turn
+        shift = run % len(MODES)
+        order = MODES[shift:] + MODES[:shift]  # each mode in each position in turn
         for mode in order if run % 2 == 0 else order[::-1]:
             runs[mode].append(run_child(args.capture, mode, args.passes, args.sample_every))
     result: dict[str, Any] = {
@@ -243,7 +250,7 @@ def main() -> None:
         off = runs["off"]
         off_rate = statistics.median(r[key] for r in off)
         figures: dict[str, Any] = {"off_median": round(off_rate), "off_all": _all(off, key)}
-        for mode in ("hot", "on"):
+        for mode in ("off2", "hot", "on"):
             rate = statistics.median(r[key] for r in runs[mode])
             paired = statistics.median(
                 b[key] / a[key] for a, b in zip(off, runs[mode], strict=True)
@@ -268,7 +275,11 @@ def main() -> None:
         figures = result[basis]
         print(f"{label}:")
         print(f"  off              {figures['off_median']:>10,}   all: {figures['off_all']}")
-        for mode, name in (("hot", "hot path only"), ("on", "everything on")):
+        for mode, name in (
+            ("off2", "off again (A/A)"),
+            ("hot", "hot path only"),
+            ("on", "everything on"),
+        ):
             f = figures[mode]
             print(
                 f"  {name:<16} {f['median']:>10,}   ÷ off {f['ratio_to_off']} "

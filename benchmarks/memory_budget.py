@@ -256,9 +256,8 @@ def child(args: list[str]) -> dict[str, Any]:
 
 def item_cost(what: str, n: int) -> float:
     """Return bytes per item of ``what`` over ``n`` items (run in a fresh interpreter)."""
-    from collections import deque
-
     import tickhawk.app.live  # noqa: F401
+    from tickhawk.bars.history import BarHistory
     from tickhawk.book.l2 import L2Book
     from tickhawk.budget import dict_table_bytes
     from tickhawk.config import parse_config
@@ -269,12 +268,14 @@ def item_cost(what: str, n: int) -> float:
 
     keep: list[Any] = []
     before = rss()
-    if what == "bar":
-        history: deque[Bar] = deque(maxlen=n)
-        for i in range(n):
-            p = 100.0 + i * 0.001
-            history.append(Bar("X", "1m", i, p, p + 1, p - 1, p + 0.5, 10.0 + i, 100 + i))
-        keep.append(history)
+    if what == "bar":  # many histories, as an engine has: their objects count too
+        size = 1000
+        for h in range(n // size):
+            history = BarHistory("X", "1m", size)
+            for i in range(size):
+                p = 100.0 + h + i * 0.001
+                history.append(Bar("X", "1m", i, p, p + 1, p - 1, p + 0.5, 10.0 + i, 100 + i))
+            keep.append(history)
         return (rss() - before) / n
     if what == "level":  # beyond the dict's own table
         books = 40

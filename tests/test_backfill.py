@@ -197,8 +197,11 @@ def test_trades_lost_in_drops_are_back_filled_in_order_and_each_outage_is_timed(
             app = harness.app
             for number in range(1, drops + 1):
                 await harness.lose_then_drop(mode)
-                done = number
-                await until(lambda: len(app.recovery.recoveries) >= done, 20, "recovery")
+                await until(
+                    lambda n=number: len(app.recovery.recoveries) >= n,
+                    20,
+                    "recovery",
+                )
                 for symbol in SYMBOLS:
                     await harness.more_trades(symbol)
             harness.sim.faults.clear()

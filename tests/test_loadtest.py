@@ -23,8 +23,10 @@ from tickhawk.cli import main
 from tickhawk.loadtest.chaos import trades_lost
 from tickhawk.loadtest.control import RateController, StressSearch
 from tickhawk.loadtest.histogram import LogHistogram
+from tickhawk.loadtest.profiles import drained_at, soak_result
 from tickhawk.loadtest.samples import Sample, SampleLog
 from tickhawk.loadtest.slo import Figures, Targets, evaluate, parse_target, passed
+from tickhawk.loadtest.sockets import socket_queues
 from tickhawk.loadtest.stress import judge_step
 from tickhawk.loadtest.wire import EngineAccount, SimIds, SymbolAccount
 from tickhawk.sim import SimConfig, Simulator
@@ -257,8 +259,13 @@ def test_a_step_passes_fails_or_blames_the_simulator_for_the_right_reasons() -> 
     assert step.verdict == "fail" and "backlog growing" in step.reasons[0]
     slow = judge_step(_log([{}] * 4, latency_us=80_000.0).window(0), 20_000.0, targets)
     assert slow.verdict == "fail" and slow.reasons[0].startswith("signal p99 80")
-    unread = _log([{"delivered": 12_000.0}] * 4).window(0)
-    assert judge_step(unread, 20_000.0, targets).verdict == "fail"
+    short = _log([{"delivered": 12_000.0, "sent": 12_000.0}] * 4).window(0)
+    step = judge_step(short, 20_000.0, targets)
+    assert step.verdict == "fail" and step.reasons == ["delivered 12,000 of 20,000 msg/s"]
+    # The simulator starved of CPU (lagging) while the engine's socket fills: the engine's fault.
+    unread = [{"sim_lag_ms": 900, "engine_rx_kb": 2_048.0, "delivered": 15_000.0}] * 4
+    step = judge_step(_log(unread).window(0), 20_000.0, targets)
+    assert step.verdict == "fail" and "2,048 KB unread" in step.reasons[0]
     starved = _log([{"sent": 15_000.0, "delivered": 15_000.0, "sim_lag_ms": 900}] * 4)
     step = judge_step(starved.window(0), 20_000.0, targets)
     assert step.verdict == "sim_limit" and "the simulator sent 15,000" in step.reasons[0]
@@ -322,3 +329,41 @@ def test_trades_are_lost_when_the_engine_holds_fewer_ids_than_the_market_publish
         }
     )
     assert trades_lost(ids, holes) == {"BTCUSDT": 3, "ETHUSDT": 2}
+
+
+def test_socket_queues_split_engine_and_simulator_sides(tmp_path: Path) -> None:
+    # /proc/net/tcp lines: local, remote, state 01 (established), tx:rx queues.
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+    rows = [
+        "0: 0100007F:1F90 0100007F:C350 01 00001000:00000000 00:00000000 00000000 0",  # sim side
+        "1: 0100007F:C350 0100007F:1F90 01 00000000:00020000 00:00000000 00000000 0",  # engine
+        "2: 0100007F:C351 0100007F:1F90 0A 00000000:00FF0000 00:00000000 00000000 0",  # listen
+        "3: 0100007F:AAAA 0100007F:BBBB 01 00000000:00000400 00:00000000 00000000 0",  # other
+    ]
+    table = tmp_path / "tcp"
+    table.write_text(header + "\n".join(rows) + "\n")
+    queues = socket_queues(0x1F90, (table,))
+    assert queues.engine_rx == 0x20000 and queues.sim_tx == 0x1000
+    missing = socket_queues(0x1F90, (tmp_path / "absent",))
+    assert missing.engine_rx is None and missing.sim_tx is None
+
+
+def test_drain_time_is_when_the_backlog_stays_under_the_threshold() -> None:
+    fine = [(t / 10, 5.0) for t in range(0, 100)]  # 10 s at 5 ms
+    fine += [(10 + t / 10, 400.0 - 20 * t) for t in range(20)]  # a burst draining in 2 s
+    fine += [(12 + t / 10, 3.0) for t in range(30)]
+    assert drained_at(fine, 10.0, 20.0) == pytest.approx(12.0)  # 11.9 s is still at 20 ms
+    assert drained_at(fine[:-25], 10.0, 20.0) is None  # under a second of evidence
+    spiky = [*fine, (15.5, 50.0), (15.6, 3.0)]
+    assert drained_at(spiky, 10.0, 20.0) is None  # it came back: not drained for good
+
+
+def test_soak_trend_leaves_out_the_first_minute_and_fits_the_slope() -> None:
+    log = _log([{"rss_mb": 100.0 + (0.0 if t < 60 else (t - 60) / 3_600)} for t in range(600)])
+    # 1 MB/h after a first minute of filling: the filling is not read as a leak.
+    for sample in log.samples[:60]:
+        sample.rss_mb = 50.0 + sample.t
+    trend = soak_result(log.window(0))
+    assert trend.skipped_s == 60
+    assert trend.rss_slope_mb_h == pytest.approx(1.0, rel=1e-6)
+    assert trend.latency_drift_us == 0.0

@@ -7,16 +7,20 @@ merge logic are also tested directly on their own clocks.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import gzip
 import itertools
 import logging
 import random
 import re
 import socket
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,11 +34,12 @@ from tickhawk.net.backoff import Backoff
 from tickhawk.net.breaker import BreakerState, CircuitBreaker
 from tickhawk.net.handover import Handover
 from tickhawk.net.options import ConnectionOptions
-from tickhawk.net.sequence import BinanceSequence
 from tickhawk.net.session import SessionEvent, SessionState, WsSession
 from tickhawk.net.watchdog import StaleWatch
 from tickhawk.presets import fast_config_data
 from tickhawk.sim import SimConfig, Simulator
+from tickhawk.sim import cli as sim_cli
+from tickhawk.venues.binance.sequence import BinanceSequence
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START_MS = 1_723_161_600_000
@@ -360,7 +365,7 @@ def test_a_bursty_stream_is_not_stale_in_a_lull_like_the_ones_it_had_before() ->
     ms = 1_000_000
     now = 0
     watch.reset(0)
-    for burst in range(5):  # bursts of 20 trades 50 ms apart, then a 3 s lull
+    for _burst in range(5):  # bursts of 20 trades 50 ms apart, then a 3 s lull
         for _ in range(20):
             now += 50 * ms
             last_seen[b"alt@trade"] = now
@@ -436,7 +441,11 @@ async def app_on_sim(
         try:
             await app.wait_live(10)
             states = app.engine.states.values()
-            await until(lambda: all(s.book is not None for s in states), 10, "books LIVE")
+            await until(
+                lambda: all(s.book_sync is None or s.book is not None for s in states),
+                10,
+                "books LIVE",
+            )
             yield harness
         finally:
             stop.set()
@@ -553,6 +562,99 @@ def test_a_rotation_delivers_every_message_once_in_order_whatever_the_interleavi
             handover.switch()
             switched = True
     assert delivered == messages[old_start:]
+
+
+def capture_messages(path: Path) -> list[bytes]:
+    """Return the combined-stream messages of a capture, in receive order."""
+    with gzip.open(path) as lines:
+        payloads = [line.split(b" ", 1)[1].rstrip(b"\n") for line in lines]
+    return [p for p in payloads if p.startswith(b'{"stream":')]  # not the REST snapshot line
+
+
+def test_binance_keys_grow_along_every_stream_of_a_real_capture(spot_capture: Path) -> None:
+    sequence = BinanceSequence()
+    keys: dict[bytes, list[int]] = defaultdict(list)
+    with gzip.open(spot_capture) as lines:
+        unkeyed = []
+        for line in lines:
+            payload = line.split(b" ", 1)[1].rstrip(b"\n")
+            keyed = sequence(payload)
+            if keyed is None:
+                unkeyed.append(payload)
+            else:
+                keys[keyed[0]].append(keyed[1])
+    assert {name: len(k) for name, k in keys.items()} == {
+        b"btcusdt@depth@100ms": 3451,
+        b"btcusdt@bookTicker": 28040,
+        b"btcusdt@trade": 9757,
+    }
+    for name, stream_keys in keys.items():
+        assert all(a < b for a, b in itertools.pairwise(stream_keys)), name
+    assert len(unkeyed) == 1 and unkeyed[0].startswith(b'{"lastUpdateId":')  # the REST snapshot
+    for reply in (b'{"result":null,"id":1}', b"not json", b'{"stream":"x@trade","data":{}}'):
+        assert sequence(reply) is None
+
+
+@pytest.mark.parametrize("ahead", [-40, 0, 7, 300])
+def test_a_hand_over_on_a_real_capture_delivers_each_message_once_in_order(
+    spot_capture: Path, ahead: int
+) -> None:
+    """The new connection joins at message 20,000, ``ahead`` messages ahead of the old one."""
+    messages = capture_messages(spot_capture)
+    delivered: list[bytes] = []
+    handover = Handover(lambda payload, t, ts: delivered.append(payload), BinanceSequence())
+    joins = 20_000
+    for payload in messages[:joins]:
+        handover.pass_through(payload, 0, 0)
+    step = joins
+    while True:  # both connections deliver, one message each, until the overlap is proven
+        handover.pass_through(messages[step], 0, 0)
+        handover.from_new(messages[step + ahead], 0, 0)
+        step += 1
+        if not handover.lagging():
+            break
+    # proven at the latest when the old one reaches the new one's first message of each stream
+    first_new: dict[bytes, int] = {}
+    for index in range(joins + ahead, len(messages)):
+        first_new.setdefault(messages[index][11 : messages[index].index(b'"', 11)], index)
+    assert step <= max(max(first_new.values()) + 1, joins + 1)
+    handover.switch()
+    for payload in messages[step + ahead :]:  # the new one alone, through the filter
+        handover.pass_through(payload, 0, 0)
+    assert delivered == messages
+    assert handover.duplicates == step - joins - ahead  # what both connections delivered
+
+
+def test_a_session_rotates_only_with_the_venues_sequence_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        config = SimConfig(symbols=SYMBOLS, rate=2000.0, seed=4, max_connection_age_s=3.0)
+        async with Simulator(config) as sim:
+            streams = ["btcusdt@trade", "ethusdt@bookTicker"]
+            rotate = options(rotate_after_s=1.0, rotate_overlap_s=0.2)
+            keyed_messages, plain_messages = Recorder(), Recorder()
+            keyed = WsSession(
+                sim.ws_url, streams, keyed_messages, name="keyed", options=rotate,
+                sequence=BinanceSequence(),
+            )  # fmt: skip
+            plain = WsSession(sim.ws_url, streams, plain_messages, name="plain", options=rotate)
+            async with running(keyed), running(plain):
+                await until(lambda: plain.reconnects >= 1, 15, "the venue's age cut")
+                await until(lambda: keyed.rotations >= 2, 15, "two rotations")
+            assert keyed.reconnects == 0 and keyed.rotation_failures == 0
+            assert plain.rotations == 0 and "rotating:rotate" not in plain.transitions
+            assert plain.transitions["backoff:dropped"] >= 1
+            trades = keyed_messages.keys[b"btcusdt@trade"]
+            assert trades == list(range(trades[0], trades[0] + len(trades)))  # none lost or twice
+            quotes = keyed_messages.keys[b"ethusdt@bookTicker"]
+            assert len(quotes) > 100 and all(a < b for a, b in itertools.pairwise(quotes))
+            assert sim.stats.aged_out >= 1
+
+    with caplog.at_level(logging.INFO, logger="tickhawk.net"):
+        run(scenario())
+    notes = [r.getMessage() for r in caplog.records if "no sequence key" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith("session plain:")  # said once, not per connect
 
 
 def test_rotation_beats_the_venues_connection_age_limit_losing_and_repeating_nothing() -> None:
@@ -708,5 +810,128 @@ def test_a_failing_listener_is_counted_and_the_session_goes_on() -> None:
             async with running(session):
                 await until(lambda: recorder.messages > 10, 10, "data")
             assert session.events.listener_errors == 3  # connecting, live, closed
+
+    run(scenario())
+
+
+# -- refused subscriptions ----------------------------------------------------------------------
+
+
+def test_a_refused_subscribe_is_counted_and_logged_with_the_venues_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unknown symbol among 224 streams: the venue refuses its SUBSCRIBE batch, every time."""
+
+    async def scenario() -> None:
+        sim_config = SimConfig(n_symbols=111, rate=3000.0, seed=6, start_time_ms=START_MS)
+        async with Simulator(sim_config) as sim:
+            data = fast_config_data(
+                [*sim.symbols, "NOPEUSDT"],  # the simulator lists no NOPEUSDT
+                ["trade", "kline_1m"],
+                ws_url=sim.ws_url,
+                rest_url=sim.rest_url,
+            )
+            data["connection"] = {"rotate_after_s": 2.0, "rotate_overlap_s": 0.3}
+            data["warmup"] = {"enabled": False}
+            app = LiveApp(parse_config(data))
+            session, rejects = app.sessions[0], app.engine.rejects
+            stop = asyncio.Event()
+            task = asyncio.create_task(app.run(stop=stop))
+            try:
+                await app.wait_live(10)
+                refused = "subscription_rejected"
+                await until(lambda: rejects.counts.get(refused) == 1, 10, "the refusal")
+                # the batch of 200 went through; the one with nopeusdt@trade did not
+                await until(lambda: sim.stats.subscriptions == 200, 10, "the first batch")
+                assert app.snapshot().rejects_by_reason[refused] == 1
+                # a rotation's new connection asks again and is refused again: seen too
+                await until(lambda: session.rotations >= 1, 15, "a rotation")
+                assert rejects.counts[refused] >= 2
+                session.send_json({"method": "SUBSCRIBE", "params": ["nope@trade"], "id": 99})
+                count = rejects.counts[refused]
+                await until(lambda: rejects.counts[refused] == count + 1, 10, "a direct refusal")
+                assert rejects.total == rejects.counts[refused]  # nothing else was rejected
+                assert session.reconnects == 0
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 20)
+
+    with caplog.at_level(logging.WARNING, logger="tickhawk.rejects"):
+        run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "tickhawk.rejects"]
+    assert lines, "no warning"
+    assert lines[0] == (
+        "skipped bad input (subscription_rejected, 1 so far): the venue refused request 2 "
+        "(Invalid request: unknown symbol in stream 'nopeusdt@trade', code 2): the streams "
+        "it asked for get no data"
+    )
+    assert len(lines) < 4  # at most once a second, not once per refusal
+
+
+# -- the simulator's connection options from the command line ------------------------------------
+
+
+@pytest.mark.parametrize("age", ["0", "-2", "nan", "inf"])
+def test_a_bad_max_connection_age_ends_in_one_line(
+    age: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="tickhawk sim")
+    sim_cli.add_arguments(parser)
+    assert sim_cli.run(parser.parse_args(["--max-connection-age", age])) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"tickhawk sim: --max-connection-age must be a positive number of seconds, not {age}\n"
+    )
+
+
+def test_tickhawk_sim_no_pong_and_max_connection_age_reach_a_client() -> None:
+    script = (
+        "import argparse, sys\n"
+        "from tickhawk.sim import cli\n"
+        "parser = argparse.ArgumentParser()\n"
+        "cli.add_arguments(parser)\n"
+        "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"
+    )
+    argv = [
+        "--n-symbols", "1", "--rate", "500", "--ws-port", "0", "--rest-port", "0",
+        "--duration", "40", "--no-pong", "--max-connection-age", "1.5",
+    ]  # fmt: skip
+
+    async def scenario() -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, *argv, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert process.stdout is not None
+            lines = [(await asyncio.wait_for(process.stdout.readline(), 30)).decode()]
+            ws_url = lines[0].split()[2]
+            assert lines[0].startswith("sim: WebSocket ws://127.0.0.1:"), lines
+            for _ in range(3):
+                lines.append((await asyncio.wait_for(process.stdout.readline(), 10)).decode())
+            assert lines[2:] == [
+                "sim: clients' pings go unanswered (--no-pong)\n",
+                "sim: each connection is closed after 1.5 s (code 1001)\n",
+            ]
+            pinging = WsSession(
+                ws_url,
+                ["btcusdt@trade"],
+                Recorder(),
+                name="pinging",
+                options=options(ping_interval_s=0.2, pong_timeout_s=0.2),
+            )
+            quiet = WsSession(ws_url, ["btcusdt@trade"], Recorder(), name="quiet")  # 5 s pings
+            events: list[SessionEvent] = []
+            quiet.listeners.append(events.append)
+            async with running(pinging), running(quiet):
+                await until(lambda: pinging.pong_timeouts >= 1, 15, "a pong timeout")
+                await until(lambda: quiet.reconnects >= 1, 15, "the age cut")
+            assert pinging.pongs == 0
+            dropped = next(e for e in events if e.state == "backoff")
+            assert dropped.reason == "dropped" and "code 1001" in dropped.detail
+            assert quiet.pong_timeouts == 0
+        finally:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 20)
 
     run(scenario())

@@ -7,6 +7,7 @@ way a user does (keys, SIGTERM) to check it leaves the terminal as it found it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pty
 import re
@@ -22,6 +23,7 @@ from textual import events
 from textual.widgets import Sparkline, Static
 
 from tickhawk.app.live import LiveApp
+from tickhawk.app.view import PlainView, make_view
 from tickhawk.metrics.snapshot import (
     STAGES,
     AlertState,
@@ -34,6 +36,7 @@ from tickhawk.metrics.snapshot import (
 from tickhawk.presets import fast_config
 from tickhawk.sim import SimConfig, Simulator
 from tickhawk.tui import Dashboard, DashboardView
+from tickhawk.tui.logs import captured_logs
 from tickhawk.tui.panels import Activity, spark
 from tickhawk.tui.table import Column, TextTable, render_table
 
@@ -291,3 +294,37 @@ def test_demo_on_a_terminal_stops_cleanly_on_sigterm() -> None:
     assert child.returncode == 0
     assert seen.rfind(b"\x1b[?1049l") < seen.rfind(b"summary:")
     assert "Traceback" not in text
+
+
+def test_logs_stay_off_the_terminal_while_the_dashboard_draws_then_come_out() -> None:
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w", buffering=1)
+    handler = logging.StreamHandler(terminal)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    log = logging.getLogger("tickhawk.test")
+    try:
+        with captured_logs(capacity=2) as buffer:
+            for n in range(3):
+                log.warning("dropped %d", n)
+            assert handler not in root.handlers and buffer.count == 3
+            assert [line.split(" ", 1)[1] for line in buffer.lines(5)] == [
+                "warning tickhawk.test: dropped 1",
+                "warning tickhawk.test: dropped 2",
+            ]
+            assert not select.select([master], [], [], 0.1)[0]  # nothing reached the terminal
+        assert handler in root.handlers and buffer not in root.handlers
+        seen = bytearray()
+        _read_until(master, b"dropped 2", 5, seen)
+        assert b"(1 earlier log records not kept)" in seen and b"dropped 1" in seen
+    finally:
+        root.removeHandler(handler)
+        terminal.close()
+        os.close(master)
+
+
+def test_without_a_terminal_every_view_choice_prints_status_lines() -> None:
+    # pytest captures stdout: not a terminal, so CI's `--plain` runs never load textual
+    for kind in (None, "dashboard", "rich", "plain"):
+        assert isinstance(make_view(kind=kind), PlainView)
+    assert make_view(kind="dashboard", quiet=True) is None

@@ -11,7 +11,7 @@ A configuration file is TOML or YAML with these tables (all optional)::
 
     [engine]
     intervals = ["1m", "5m"]   # time bars aggregated from trades
-    trade_capacity = 4096      # trades kept per symbol
+    trade_capacity = 2048      # trades kept per symbol
     bar_history = 1000         # closed bars kept per symbol and interval
     peek = true                # forming-bar indicator values on every trade
 
@@ -103,7 +103,7 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-symbol state sizes and bar intervals."""
 
     intervals: list[str] = msgspec.field(default_factory=lambda: ["1m"])
-    trade_capacity: int = 4096
+    trade_capacity: int = 2048  # 1,000 symbols × 4,096 trades alone would take 160 MB
     bar_history: int = 1000
     peek: bool = True
 
@@ -112,7 +112,9 @@ class BookConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Order books (kept when a ``depth`` stream is subscribed and ``enabled``)."""
 
     enabled: bool = True
-    max_levels: int = 5000
+    # Twice the snapshot: on Binance's BTCUSDT captures the top stays $340+ from the
+    # horizon through a $250 move (1,000 runs out; see docs/operations.md).
+    max_levels: int = 2000
     snapshot_limit: int = 1000
     stale_after_s: float = 10.0
     buffer_limit: int = 10_000
@@ -122,7 +124,7 @@ class BackfillConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Trades missed in a disconnect or a jump in ids, fetched from REST (``[backfill]``)."""
 
     enabled: bool = True
-    buffer: int = 50_000  # live trades held per symbol while its backfill runs
+    buffer: int = 20_000  # live trades held per symbol while its backfill runs
     timeout_s: float = 10.0  # a backfill not done by then is given up and its gap reported
 
 

@@ -65,7 +65,7 @@ class SymbolState:
         #: The backfill seam (``app/backfill.py``): while ``held`` is a list, live trades
         #: wait in it instead of being applied; at ``hold_limit`` all are released at once.
         self.held: list[HeldTrade] | None = None
-        self.hold_limit = 50_000
+        self.hold_limit = 20_000
         self.hold_overflows = 0
         #: Called on a jump in trade ids with (state, first skipped id, last skipped id);
         #: a list returned (``hold()``) holds the trade that showed it, for a backfill.

@@ -189,7 +189,7 @@ class Backfiller:
         source: TradeSource,
         *,
         enabled: bool = True,
-        buffer: int = 50_000,
+        buffer: int = 20_000,
         timeout_s: float = 10.0,
         page_limit: int = PAGE_LIMIT,
         keep_gaps: int = 100,

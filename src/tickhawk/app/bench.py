@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -103,78 +104,98 @@ def select(patterns: str | None) -> list[str]:
     return chosen
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``tickhawk bench``; return the exit status."""
-    started = time.monotonic()
+class _Plan(NamedTuple):
+    """What one ``tickhawk bench`` invocation does, its options checked."""
+
+    names: list[str]
+    slowdown: dict[str, int]
+    reps: int
+    baseline: Baseline | None
+    count_instructions: bool
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Check the options; raise ``ValueError`` (or :class:`BaselineError`) saying what to change."""
     if args.gate and args.update_baseline:
-        return _fail("use --gate or --update-baseline, not both")
-    try:
-        names = select(args.cases)
-    except ValueError as exc:
-        return _fail(str(exc))
-    try:
-        slowdown = _slowdown(args.slowdown, names)
-    except ValueError as exc:
-        return _fail(str(exc))
+        raise ValueError("use --gate or --update-baseline, not both")
+    names = select(args.cases)
+    slowdown = _slowdown(args.slowdown, names)
     if slowdown and args.update_baseline:
-        return _fail("--slowdown with --update-baseline would record a slowed baseline")
+        raise ValueError("--slowdown with --update-baseline would record a slowed baseline")
     reps = args.reps or (5 if args.gate else 7)
     if reps < 1:
-        return _fail("--reps must be at least 1")
+        raise ValueError("--reps must be at least 1")
     baseline: Baseline | None = None
     try:
         baseline = read_baseline(args.baseline)
     except BaselineError as exc:
         if args.gate:
-            return _fail(str(exc))
+            raise
         if not args.update_baseline:
             _note(f"{exc}; printing without baseline ratios")
     count = args.instructions
     if count is None:
         count = args.gate or args.update_baseline
-    data = BenchData(args.data)
+    return _Plan(names, slowdown, reps, baseline, count)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tickhawk bench``; return the exit status."""
+    started = time.monotonic()
     try:
-        results = _measure(data, names, reps, slowdown)
-        instructions, skipped = _instructions(data, baseline, count, args.gate)
-    except DataError as exc:
+        plan = _plan(args)
+    except (ValueError, BaselineError) as exc:
         return _fail(str(exc))
+    data = BenchData(args.data)
+    # Callgrind runs in its own process meanwhile: it mostly waits, and the timed ratios
+    # are what load does not move.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counting = pool.submit(
+            _instructions, data, plan.baseline, plan.count_instructions, args.gate
+        )
+        try:
+            results = _measure(data, plan.names, plan.reps, plan.slowdown)
+            instructions, skipped = counting.result()
+        except DataError as exc:
+            return _fail(str(exc))
     loopback = _loopback(args.loopback_seconds) if args.macro else None
+    baseline = plan.baseline
     verdicts: list[Verdict] = []
     if args.gate:
         assert baseline is not None
         verdicts = compare(
             quantities(baseline.cases, baseline.instructions),
             quantities({r.name: r for r in results}, instructions),
-            {name: THRESHOLDS[name] for name in _gated(names)},
+            {name: THRESHOLDS[name] for name in _gated(plan.names)},
             skipped,
         )
     if args.update_baseline:
         command = "tickhawk bench --update-baseline" + (" --macro" if args.macro else "")
-        baseline = write_baseline(
+        write_baseline(
             args.baseline,
             results,
-            reps=reps,
+            reps=plan.reps,
             command=command,
             instructions=instructions,
             loopback=loopback,
             keep=baseline,
         )
         _note(f"baseline written to {args.baseline}")
+        baseline = None  # not compared with itself
     if args.json:
-        out: dict[str, Any] = {"reps": reps, "cases": {r.name: r for r in results}}
+        out: dict[str, Any] = {"reps": plan.reps, "cases": {r.name: r for r in results}}
         out.update(instructions=instructions, loopback=loopback, gate=verdicts)
         print(msgspec.json.encode(out).decode())
     else:
-        shown = None if args.update_baseline else baseline  # not itself
-        _print_table(results, shown, reps)
-        _print_extras(instructions, skipped, loopback, shown)
+        _print_table(results, baseline, plan.reps)
+        _print_extras(instructions, skipped, loopback, baseline)
         for line in report_lines(verdicts):
             print(line)
-    regressions = [v for v in verdicts if v.status == "regression"]
+    regressions = sum(v.status == "regression" for v in verdicts)
     if args.gate:
         gated = sum(v.status != "skipped" for v in verdicts)
         summary = (
-            f"gate: {len(regressions)} regression(s) in {gated} quantities "
+            f"gate: {regressions} regression(s) in {gated} quantities "
             f"({len(verdicts) - gated} skipped), {time.monotonic() - started:.0f} s"
         )
         print(summary, file=sys.stderr if args.json else sys.stdout)

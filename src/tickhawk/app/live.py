@@ -32,6 +32,7 @@ from tickhawk.net.breaker import CircuitBreaker
 from tickhawk.net.session import Reason, SessionEvent, SessionState, WsSession
 from tickhawk.resources import ResourceControl
 from tickhawk.venues.binance.rest import BinanceRest
+from tickhawk.venues.binance.sequence import BinanceSequence
 
 __all__ = ["LiveApp", "Summary", "add_arguments", "install_event_loop", "run"]
 
@@ -161,6 +162,8 @@ class LiveApp:
                 self.books.on_connected(depth_symbols)
             if event.reason == Reason.RECONNECTED and self.backfill is not None:
                 self.backfill.on_connected(trade_symbols)  # what the drop lost
+            if event.state == SessionState.CLOSED.value:
+                return  # stopped on purpose: no outage to time
             live = event.state in (SessionState.LIVE.value, SessionState.ROTATING.value)
             self.recovery.on_state(number, live)  # after the books and backfills restarted
 
@@ -172,6 +175,7 @@ class LiveApp:
             options=self.config.connection,
             breaker=self.breaker,
             last_seen=self.feed.last_seen,
+            sequence=BinanceSequence(),
         )
         session.listeners.append(on_event)
         return session

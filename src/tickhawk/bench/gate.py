@@ -9,10 +9,10 @@ Two kinds of quantity, lower is better for all:
   (:mod:`~tickhawk.bench.instructions`): deterministic for one interpreter and
   set of library builds, compared only when the baseline's match.
 
-A quantity regresses when ``now > baseline × (1 + threshold)``. Thresholds
-come from the spread measured over repeated gate runs on the loaded 2-core
-development machine (``docs/performance.md``): about three times the largest
-run-to-run deviation seen, and never below 10 % for a timed ratio.
+A quantity regresses when ``now > baseline × (1 + threshold)``; the
+thresholds come from the spread measured over repeated gate runs on the
+loaded 2-core development machine. The timed ratios are the coarse net (10 to
+25 %); the instruction counts of the pipeline are the fine one (2 %).
 """
 
 from __future__ import annotations
@@ -24,21 +24,24 @@ from tickhawk.bench.measure import Result
 
 __all__ = ["THRESHOLDS", "Verdict", "compare", "quantities", "report_lines"]
 
-#: Gated quantity → allowed growth over the baseline (0.15 = 15 %).
+#: Gated quantity → allowed growth over the baseline (0.10 = 10 %): about 1.5 times
+#: the whole range (max ÷ min − 1) of 12 runs on the 2-core machine at load 3 to 7.5
+#: (docs/performance.md), at least 10 %. Instruction counts did not move between
+#: runs of the same code; 2 % leaves room for the allocator's state.
 THRESHOLDS: dict[str, float] = {
-    "ratio.decode.trade": 0.15,
+    "ratio.decode.trade": 0.20,
     "ratio.decode.aggTrade": 0.15,
-    "ratio.decode.depth": 0.15,
-    "ratio.decode.bookTicker": 0.15,
-    "ratio.decode.kline": 0.15,
-    "ratio.book.apply": 0.15,
-    "ratio.book.sync": 0.15,
+    "ratio.decode.depth": 0.10,
+    "ratio.decode.bookTicker": 0.10,
+    "ratio.decode.kline": 0.10,
+    "ratio.book.apply": 0.10,
+    "ratio.book.sync": 0.10,
     "ratio.bar.update": 0.15,
-    "ratio.indicators.update": 0.15,
+    "ratio.indicators.update": 0.10,
     "ratio.indicators.peek": 0.15,
-    "ratio.strategy.on_trade": 0.15,
-    "ratio.pipeline.usdm": 0.15,
-    "ratio.pipeline.spot": 0.15,
+    "ratio.strategy.on_trade": 0.25,
+    "ratio.pipeline.usdm": 0.25,
+    "ratio.pipeline.spot": 0.20,
     "instructions.pipeline_per_msg": 0.02,
     "instructions.decode_per_msg": 0.02,
     "instructions.ratio": 0.02,

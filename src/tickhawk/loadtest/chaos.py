@@ -265,6 +265,7 @@ async def chaos(options: Options) -> Outcome:
         summary=summary,
         cores=cores,
         settings=settings,
+        logs=rig.logs(),
         failures=failures,
     )
     outcome.result = result

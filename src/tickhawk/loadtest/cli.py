@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from tickhawk.loadtest.children import LoadtestError, choose_cores
 from tickhawk.loadtest.html import write_html
 from tickhawk.loadtest.live import LiveLine
 from tickhawk.loadtest.profiles import Options, Outcome
@@ -31,7 +32,6 @@ from tickhawk.loadtest.report import (
     machine_info,
     write_json,
 )
-from tickhawk.loadtest.rig import LoadtestError, choose_cores
 from tickhawk.loadtest.slo import SloRow, Targets, evaluate, parse_target
 
 __all__ = ["PROFILES", "add_arguments", "options_from", "run"]
@@ -300,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(options, outcome, started, time.monotonic() - clock, load_start)
     json_path = write_json(report, directory)
     html_path = write_html(report, directory)
+    for name, lines in outcome.logs.items():
+        (directory / f"{name}.log").write_text("".join(f"{line}\n" for line in lines))
     print(f"loadtest {options.profile}: {'PASS' if report.passed else 'FAIL'}")
     _print_slo(report.slo)
     for key, value in report.summary.items():

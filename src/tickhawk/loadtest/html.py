@@ -114,8 +114,13 @@ def _charts(samples: list[Sample]) -> str:
             bands=bands,
         ),
         line_chart(
-            "CPU",
-            [Series("engine", points("cpu_pct")), Series("simulator", points("sim_cpu_pct"))],
+            "CPU (and waiting for a core: other work on the machine)",
+            [
+                Series("engine", points("cpu_pct")),
+                Series("simulator", points("sim_cpu_pct")),
+                Series("engine waiting", points("wait_pct"), dashed=True),
+                Series("simulator waiting", points("sim_wait_pct"), dashed=True),
+            ],
             y_label="% of one core",
             bands=bands,
         ),
@@ -143,6 +148,15 @@ def _charts(samples: list[Sample]) -> str:
             y_label="ms",
             bands=bands,
         ),
+        line_chart(
+            "bytes waiting in the loopback sockets",
+            [
+                Series("unread by the engine", points("engine_rx_kb")),
+                Series("held at the simulator", points("sim_tx_kb"), dashed=True),
+            ],
+            y_label="KB",
+            bands=bands,
+        ),
     ]
     return "<h2>Over time</h2>" + "".join(charts)
 
@@ -165,7 +179,9 @@ def _profile_section(report: Report) -> str:
                     "signal p99 µs",
                     "ws p99 µs",
                     "backlog max ms",
+                    "engine socket KB",
                     "engine CPU %",
+                    "engine wait %",
                     "sim CPU %",
                     "verdict",
                     "why",
@@ -178,7 +194,9 @@ def _profile_section(report: Report) -> str:
                         s.signal_p99_us,
                         s.ws_p99_us,
                         s.backlog_max_ms,
+                        s.engine_rx_kb,
                         s.cpu_pct,
+                        s.wait_pct,
                         s.sim_cpu_pct,
                         s.verdict,
                         "; ".join(s.reasons),

@@ -21,7 +21,8 @@ def describe(sample: Sample) -> str:
     asked = f"/{sample.asked:,.0f}" if sample.asked else ""
     return (
         f"{sample.t:6.0f} s {sample.phase:<14} {sample.delivered:>9,.0f}{asked} msg/s  "
-        f"p99 {_ms(sample.signal_p99_us)}  cpu {sample.cpu_pct:4.0f} %  "
+        f"p99 {_ms(sample.signal_p99_us)}  cpu {sample.cpu_pct:4.0f} %"
+        f"{f' (waits {sample.wait_pct:.0f} %)' if (sample.wait_pct or 0) >= 10 else ''}  "
         f"rss {sample.rss_mb:5.0f} MB  backlog {backlog}  "
         f"books {sample.books_live}/{sample.books_total} {sample.sessions}"
     )

@@ -23,6 +23,7 @@ from tickhawk.loadtest.slo import Figures, Targets
 __all__ = [
     "Options",
     "Outcome",
+    "drained_at",
     "figures_of",
     "soak_result",
     "spike",
@@ -67,6 +68,7 @@ class Outcome:
     summary: dict[str, Any]
     cores: tuple[int | None, int | None] = (None, None)
     settings: EngineSettings | None = None
+    logs: dict[str, list[str]] = field(default_factory=dict)  # child name → its stderr
     failures: list[str] = field(default_factory=list)
     result: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -121,6 +123,7 @@ def window_summary(window: Window) -> dict[str, Any]:
         "signal_max_us": _round(window.signal.percentile(100)),
         "ws_p99_us": _round(window.state.percentile(99)),
         "cpu_mean_pct": _round(window.mean("cpu_pct")),
+        "wait_mean_pct": _round(window.mean("wait_pct")),
         "sim_cpu_mean_pct": _round(window.mean("sim_cpu_pct")),
         "rss_peak_mb": _round(window.peak("rss_mb")),
         "rss_final_mb": _round(window.samples[-1].rss_mb) if window.samples else None,
@@ -159,6 +162,7 @@ async def steady(options: Options) -> Outcome:
         summary=window_summary(window),
         cores=cores,
         settings=settings,
+        logs=rig.logs(),
     )
     if options.profile == "soak":
         soak = soak_result(window)
@@ -226,13 +230,13 @@ async def spike(options: Options) -> Outcome:
         await rig.set_rate(base)
         threshold = max(20.0, 3.0 * (_median([s.backlog_ms for s in base_window.samples]) or 0))
         waited = 0
-        while waited < 60 and _drained_at(rig.log.backlog_fine, spike_end_t, threshold) is None:
+        while waited < 60 and drained_at(rig.log.backlog_fine, spike_end_t, threshold) is None:
             await rig.run_for(1)
             waited += 1
         await rig.run_for(3)
         whole = rig.log.window(start)
         after = rig.log.window(base_end)
-        drain = _drained_at(rig.log.backlog_fine, spike_end_t, threshold)
+        drain = drained_at(rig.log.backlog_fine, spike_end_t, threshold)
         cores = rig.cores
         settings = rig.settings
         samples = rig.samples
@@ -272,11 +276,12 @@ async def spike(options: Options) -> Outcome:
         summary=summary,
         cores=cores,
         settings=settings,
+        logs=rig.logs(),
         result=result,
     )
 
 
-def _drained_at(fine: list[tuple[float, float]], after: float, threshold: float) -> float | None:
+def drained_at(fine: list[tuple[float, float]], after: float, threshold: float) -> float | None:
     """Return when, after ``after``, the backlog fell under ``threshold`` for good (≥ 1 s)."""
     points = [(t, ms) for t, ms in fine if t >= after]
     for index, (t, ms) in enumerate(points):
@@ -300,6 +305,7 @@ async def volume(options: Options) -> Outcome:
     offset = 0.0
     cores: tuple[int | None, int | None] = (None, None)
     settings: EngineSettings | None = None
+    logs: dict[str, list[str]] = {}
     windows: list[Window] = []
     for count in options.counts:
         options.note(f"volume: {count} symbols")
@@ -316,6 +322,8 @@ async def volume(options: Options) -> Outcome:
             samples += rig.samples
             offset = samples[-1].t + 1.0 if samples else offset
         windows.append(window)
+        for name, lines in rig.logs().items():
+            logs.setdefault(name, []).extend([f"--- {count} symbols", *lines])
         points.append(
             VolumePoint(
                 symbols=count,
@@ -352,6 +360,7 @@ async def volume(options: Options) -> Outcome:
         summary=summary,
         cores=cores,
         settings=settings,
+        logs=logs,
         result=points,
     )
 

@@ -82,7 +82,9 @@ class StressStep(msgspec.Struct, kw_only=True):
     ws_p99_us: float | None
     backlog_max_ms: float | None
     backlog_slope_ms_s: float | None
+    engine_rx_kb: float | None  # median of the engine's socket receive queue
     cpu_pct: float
+    wait_pct: float | None  # the engine waiting for its core (other work on the machine)
     sim_cpu_pct: float
     sim_lag_ms: float
     drops: int

@@ -12,20 +12,17 @@ Profiles drive it: :meth:`Rig.set_rate`, :meth:`Rig.fault`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
 import msgspec
-import psutil
 
+from tickhawk.loadtest.children import Child, LoadtestError, choose_cores, spawn
 from tickhawk.loadtest.control import RateController
-from tickhawk.loadtest.samples import Sample, SampleLog, Usage
-from tickhawk.loadtest.sizing import EngineSettings, size_engine
+from tickhawk.loadtest.samples import Sample, SampleLog
+from tickhawk.loadtest.sizing import EngineSettings, fits, size_engine
+from tickhawk.loadtest.sockets import socket_queues
 from tickhawk.loadtest.wire import (
     EngineAccount,
     EngineCommand,
@@ -41,102 +38,10 @@ from tickhawk.loadtest.wire import (
     decode_sim,
 )
 
-__all__ = ["STREAMS", "LoadtestError", "Rig", "choose_cores"]
+__all__ = ["STREAMS", "Rig"]
 
 #: What the engine subscribes per symbol: the demo's streams.
 STREAMS = ["trade", "bookTicker", "depth@100ms"]
-_encoder = msgspec.json.Encoder()
-
-
-class LoadtestError(Exception):
-    """A load test could not run (a child failed to start or died); the message says why."""
-
-
-def choose_cores(pin: bool) -> tuple[int | None, int | None]:
-    """Return (simulator core, engine core), or Nones when not pinning or with one core."""
-    if not pin or not hasattr(os, "sched_getaffinity"):
-        return None, None
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
-        return None, None
-    return cores[0], cores[-1]
-
-
-class _Child:
-    """One child process: its pipes, its last stderr lines, its CPU and memory."""
-
-    def __init__(self, name: str, process: asyncio.subprocess.Process) -> None:
-        self.name = name
-        self.process = process
-        self.errors: deque[str] = deque(maxlen=20)
-        self.ps = psutil.Process(process.pid)
-        self._cpu = self._cpu_s()
-        self._at = time.monotonic()
-
-    def _cpu_s(self) -> float:
-        times = self.ps.cpu_times()
-        return float(times.user + times.system)
-
-    def usage(self) -> Usage:
-        """Return CPU % of one core since the last call, and RSS now."""
-        try:
-            cpu, now = self._cpu_s(), time.monotonic()
-            rss = self.ps.memory_info().rss / 2**20
-        except psutil.Error:
-            return Usage(0.0, 0.0)
-        pct = 100.0 * (cpu - self._cpu) / max(now - self._at, 1e-3)
-        self._cpu, self._at = cpu, now
-        return Usage(pct, rss)
-
-    def pin(self, core: int | None) -> None:
-        if core is not None:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(self.process.pid, {core})
-
-    async def send(self, message: msgspec.Struct) -> None:
-        stdin = self.process.stdin
-        if stdin is None or stdin.is_closing():
-            return
-        stdin.write(_encoder.encode(message) + b"\n")
-        with contextlib.suppress(ConnectionError):
-            await stdin.drain()
-
-    async def read_errors(self) -> None:
-        stream = self.process.stderr
-        assert stream is not None
-        while line := await stream.readline():
-            self.errors.append(line.decode(errors="replace").rstrip())
-
-    def failure(self) -> str:
-        """Return why the child failed, for a one-line error."""
-        status = self.process.returncode
-        last = next((line for line in reversed(self.errors) if line.strip()), "")
-        tail = f": {last}" if last else ""
-        return f"the {self.name} process exited (status {status}){tail}"
-
-    async def stop(self, command: msgspec.Struct, timeout: float) -> None:
-        if self.process.returncode is None:
-            await self.send(command)
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
-
-
-async def _spawn(module: str, spec: msgspec.Struct, name: str) -> _Child:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        _encoder.encode(spec).decode(),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        limit=16 * 2**20,  # an account line of 2,000 symbols is long
-    )
-    return _Child(name, process)
 
 
 class Rig:
@@ -162,14 +67,15 @@ class Rig:
         self.log = SampleLog()
         self.phase = "start"
         self.symbols: list[str] = []
+        self.ws_port = 0
         self.outages: list[Outage] = []
         self.resyncs: list[tuple[str, float]] = []
         self.last_engine: EngineTick | None = None
         self.last_sim: SimTick | None = None
         self.origin = time.monotonic()
         self.started_live: float | None = None
-        self._sim: _Child | None = None
-        self._engine: _Child | None = None
+        self._sim: Child | None = None
+        self._engine: Child | None = None
         self._group = asyncio.TaskGroup()
         self._replies: dict[str, asyncio.Future[SimIds | EngineAccount]] = {}
         self._new_sample = asyncio.Event()
@@ -204,7 +110,7 @@ class Rig:
         await self._group.__aexit__(None, None, None)
 
     async def _start(self) -> None:
-        sim = await _spawn(
+        sim = await spawn(
             "tickhawk.loadtest.simproc",
             SimSpec(n_symbols=self.n_symbols, rate=self._model_rate, seed=self.seed),
             "simulator",
@@ -214,10 +120,19 @@ class Rig:
         self._group.create_task(sim.read_errors())
         ready = await self._first_line(sim, timeout=120.0)
         self.symbols = ready.symbols
+        self.ws_port = int(ready.ws_url.rsplit(":", 1)[1])
         self.settings = size_engine(
             ready.symbols, STREAMS, rest_weight_budget=self.rest_weight_budget
         )
-        engine = await _spawn(
+        if not fits(self.settings):
+            raise LoadtestError(
+                f"{len(ready.symbols):,} symbols do not fit the engine's memory budget of "
+                f"{self.settings.budget_mb:,.0f} MB even with book.max_levels "
+                f"{self.settings.book_max_levels} and engine.bar_history "
+                f"{self.settings.bar_history} (ceiling {self.settings.ceiling_mb:,.0f} MB): "
+                "use fewer --symbols"
+            )
+        engine = await spawn(
             "tickhawk.loadtest.engineproc",
             EngineSpec(
                 ws_url=ready.ws_url,
@@ -235,7 +150,7 @@ class Rig:
         self._group.create_task(self._read_engine(engine))
         self.origin = time.monotonic()
 
-    async def _first_line(self, sim: _Child, timeout: float) -> SimReady:
+    async def _first_line(self, sim: Child, timeout: float) -> SimReady:
         stdout = sim.process.stdout
         assert stdout is not None
         try:
@@ -261,7 +176,7 @@ class Rig:
 
     # -- reading ----------------------------------------------------------------------
 
-    async def _read_sim(self, child: _Child) -> None:
+    async def _read_sim(self, child: Child) -> None:
         stdout = child.process.stdout
         assert stdout is not None
         while line := await stdout.readline():
@@ -281,7 +196,7 @@ class Rig:
             elif isinstance(message, SimIds):
                 self._reply("ids", message)
 
-    async def _read_engine(self, child: _Child) -> None:
+    async def _read_engine(self, child: Child) -> None:
         stdout = child.process.stdout
         assert stdout is not None
         while line := await stdout.readline():
@@ -307,10 +222,15 @@ class Rig:
                 asked=self.controller.target,
                 engine=child.usage(),
                 sim=self._sim.usage(),
+                queues=socket_queues(self.ws_port) if self.ws_port else None,
             )
             self._new_sample.set()
             if self.on_sample is not None:
                 self.on_sample(sample)
+
+    def logs(self) -> dict[str, list[str]]:
+        """Return the last stderr lines of each child (warnings: reconnects, stale streams)."""
+        return {c.name: list(c.errors) for c in (self._sim, self._engine) if c is not None}
 
     def _where(self) -> str:
         """Return where the engine and the simulator are, for an error message."""
@@ -402,7 +322,7 @@ class Rig:
             await self.next_sample(timeout=max(0.1, deadline - time.monotonic()))
 
     async def _ask(
-        self, key: str, child: _Child | None, command: msgspec.Struct, timeout: float
+        self, key: str, child: Child | None, command: msgspec.Struct, timeout: float
     ) -> SimIds | EngineAccount:
         assert child is not None
         future: asyncio.Future[SimIds | EngineAccount] = asyncio.get_running_loop().create_future()

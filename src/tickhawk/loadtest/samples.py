@@ -15,16 +15,22 @@ from collections.abc import Sequence
 import msgspec
 
 from tickhawk.loadtest.histogram import LogHistogram
+from tickhawk.loadtest.sockets import SocketQueues
 from tickhawk.loadtest.wire import EngineTick, SimTick
 
 __all__ = ["Sample", "SampleLog", "Usage", "Window", "least_squares_slope"]
 
 
 class Usage(msgspec.Struct, frozen=True):
-    """CPU % of one core (since the previous reading) and RSS (MB) of one process."""
+    """One process since the previous reading: CPU and run-queue wait (% of one core), RSS (MB).
+
+    ``wait_pct`` is the time its main thread was ready to run but waited for a
+    core (``/proc/PID/schedstat``): other work on a shared machine shows there.
+    """
 
     cpu_pct: float
     rss_mb: float
+    wait_pct: float | None = None
 
 
 class Sample(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -47,12 +53,16 @@ class Sample(msgspec.Struct, kw_only=True, omit_defaults=True):
     ws_max_us: float | None = None
     cpu_pct: float
     rss_mb: float
+    wait_pct: float | None = None  # engine ready to run, waiting for its core (% of the second)
     sim_cpu_pct: float
+    sim_wait_pct: float | None = None
     sim_rss_mb: float
     gc_collections: int
     gc_pause_max_ms: float
     gc_pause_ms: float
     backlog_ms: float | None = None
+    engine_rx_kb: float | None = None  # arrived, not read by the engine yet (its socket queue)
+    sim_tx_kb: float | None = None  # held in the simulator's socket by the engine's full window
     sim_lag_ms: int
     rejects: int
     drops: int  # slow-consumer disconnects by the simulator
@@ -62,6 +72,10 @@ class Sample(msgspec.Struct, kw_only=True, omit_defaults=True):
     books_total: int
     book_gaps: int
     trades_missing: int
+
+
+def _kb(size: int | None) -> float | None:
+    return round(size / 1024, 1) if size is not None else None
 
 
 def _delta(now: int, before: int) -> int:
@@ -114,6 +128,7 @@ class SampleLog:
         asked: float,
         engine: Usage,
         sim: Usage,
+        queues: SocketQueues | None = None,
     ) -> Sample:
         """Build, keep and return the sample of the engine's second ``tick``."""
         before = self._engine
@@ -155,12 +170,16 @@ class SampleLog:
             ws_max_us=state.percentile(100),
             cpu_pct=round(engine.cpu_pct, 2),
             rss_mb=round(engine.rss_mb, 2),
+            wait_pct=round(engine.wait_pct, 2) if engine.wait_pct is not None else None,
             sim_cpu_pct=round(sim.cpu_pct, 2),
+            sim_wait_pct=round(sim.wait_pct, 2) if sim.wait_pct is not None else None,
             sim_rss_mb=round(sim.rss_mb, 2),
             gc_collections=tick.gc_collections,
             gc_pause_max_ms=round(tick.gc_pause_max_ms, 3),
             gc_pause_ms=round(tick.gc_pause_ms, 3),
             backlog_ms=self._backlog(tick.backlog_ms),
+            engine_rx_kb=_kb(queues.engine_rx) if queues is not None else None,
+            sim_tx_kb=_kb(queues.sim_tx) if queues is not None else None,
             sim_lag_ms=sim_tick.lag_ms if sim_tick is not None else 0,
             rejects=_delta(tick.rejected, before.rejected if before is not None else 0),
             drops=max(0, drops),

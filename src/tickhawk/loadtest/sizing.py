@@ -5,7 +5,8 @@ fine for 50 symbols, but at 1,000 symbols its ceiling (the engine's own
 :func:`tickhawk.budget.estimate`) is about 2 GB and the engine refuses it.
 A load test therefore lowers ``book.max_levels`` and ``engine.bar_history``
 step by step, as a user would, until the ceiling fits
-``resources.memory_budget_mb`` (512 MB, the user's memory target).
+``resources.memory_budget_mb`` (512 MB, the user's memory target); past
+the last step the run is refused before it starts.
 """
 
 from __future__ import annotations
@@ -18,10 +19,21 @@ from tickhawk.budget import estimate
 from tickhawk.config import parse_config
 from tickhawk.presets import fast_config_data
 
-__all__ = ["EngineSettings", "engine_data", "size_engine"]
+__all__ = ["EngineSettings", "engine_data", "fits", "size_engine"]
 
 #: (book.max_levels, engine.bar_history), largest first.
-_STEPS = ((5_000, 1_000), (1_000, 1_000), (1_000, 500), (500, 500), (500, 300), (200, 300))
+_STEPS = (
+    (5_000, 1_000),
+    (1_000, 1_000),
+    (1_000, 500),
+    (500, 500),
+    (500, 300),
+    (200, 300),
+    (200, 120),
+    (100, 120),
+    (100, 60),
+    (50, 60),
+)
 
 
 class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -30,6 +42,7 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     book_max_levels: int
     bar_history: int
     ceiling_mb: float  # the engine's memory ceiling for this configuration
+    budget_mb: float = 0.0  # resources.memory_budget_mb it must fit
     signal_cooldown_s: float = 0.5  # more signals than the demo's 2 s: more latency samples
     rest_weight_budget: int | None = None  # [rest] weight_budget (None: the engine's default)
 
@@ -65,7 +78,14 @@ def size_engine(
             rest_weight_budget=rest_weight_budget,
         )
         ceiling = estimate(parse_config(engine_data(symbols, streams, settings)))
-        settings = msgspec.structs.replace(settings, ceiling_mb=round(ceiling.total_mb, 1))
+        settings = msgspec.structs.replace(
+            settings, ceiling_mb=round(ceiling.total_mb, 1), budget_mb=float(ceiling.budget_mb)
+        )
         if ceiling.over <= 0:
             break
     return settings
+
+
+def fits(settings: EngineSettings) -> bool:
+    """Return whether the settings' memory ceiling fits the budget."""
+    return settings.ceiling_mb <= settings.budget_mb

@@ -11,6 +11,8 @@ figure is then a floor for the engine, not its limit.
 
 from __future__ import annotations
 
+import statistics
+
 from tickhawk.loadtest.control import StressSearch
 from tickhawk.loadtest.profiles import Options, Outcome, figures_of, warm_up, window_summary
 from tickhawk.loadtest.profiles import make_rig as _make_rig
@@ -26,17 +28,21 @@ _BACKLOG_LIMIT_MS = 1_000.0  # past this the engine is a second behind: not sust
 _BACKLOG_GROWING_MS = 100.0  # a growing backlog counts once it is this large...
 _BACKLOG_SLOPE = 5.0  # ...and still growing this fast (ms/s)
 _SIM_LAG_MS = 250.0  # the simulator is this far behind its clock: it could not produce
+_BUSY_WAIT_PCT = 15.0  # waiting this much for a core: other work holds it
+_UNREAD_KB = 256.0  # the engine's socket holds this much (median over the step): it is behind
 
 
 def judge_step(window: Window, asked: float, targets: Targets) -> StressStep:
     """Return the verdict of one measured step (pure: tests feed it synthetic samples).
 
     The engine failed the step when it was disconnected, broke a latency SLO,
-    did not read what the simulator sent (delivered < 90 % of sent: its socket
-    filled), or its backlog grew while the simulator kept time. The
+    left data unread in its socket (median receive queue ≥ 256 KB: it could
+    not keep up), or its backlog grew while the simulator kept time. The
     simulator was the limit when it sent less than 95 % of the asked rate
-    while falling behind its own clock (lag over 250 ms: its core was full
-    or taken by other work) and the engine showed none of those failures.
+    while falling behind its own clock (lag over 250 ms) or filling its core,
+    and the engine showed none of those failures. The simulator's "sent"
+    counts what it handed to its socket layer, so a simulator starved of CPU
+    looks like a slow reader there: the engine's own receive queue tells.
     """
     samples = window.samples
     delivered = window.mean("delivered") or 0.0
@@ -49,7 +55,9 @@ def judge_step(window: Window, asked: float, targets: Targets) -> StressStep:
     drops = window.total("drops") + window.total("reconnects")
     sim_cpu = window.mean("sim_cpu_pct") or 0.0
     sim_lag = window.peak("sim_lag_ms") or 0.0
-    sim_behind = sim_lag > _SIM_LAG_MS
+    sim_behind = sim_lag > _SIM_LAG_MS or sim_cpu > 90.0
+    queued = [s.engine_rx_kb for s in samples if s.engine_rx_kb is not None]
+    unread = statistics.median(queued) if queued else None
     reasons: list[str] = []
     if drops:
         reasons.append(f"{drops} disconnects")
@@ -57,21 +65,27 @@ def judge_step(window: Window, asked: float, targets: Targets) -> StressStep:
         reasons.append(f"signal p99 {signal_p99 / 1_000:.1f} ms")
     if ws_p99 is not None and ws_p99 >= targets.ws_p99_ms * 1_000:
         reasons.append(f"WebSocket handling p99 {ws_p99 / 1_000:.1f} ms")
-    if sent > 0 and delivered < 0.9 * sent:
-        reasons.append(f"read {delivered:,.0f} of {sent:,.0f} msg/s sent")
+    if unread is not None and unread >= _UNREAD_KB:
+        reasons.append(f"{unread:,.0f} KB unread in the engine's socket (median)")
     if not sim_behind and backlog_max is not None:
         # While the simulator lags, its clock correction is a second old: no verdict.
         if backlog_max >= _BACKLOG_LIMIT_MS:
             reasons.append(f"backlog {backlog_max:,.0f} ms")
         elif backlog_max >= _BACKLOG_GROWING_MS and slope is not None and slope > _BACKLOG_SLOPE:
             reasons.append(f"backlog growing {slope:.0f} ms/s")
+    wait = window.mean("wait_pct")
+    if reasons and wait is not None and wait >= _BUSY_WAIT_PCT:
+        reasons.append(
+            f"the engine waited {wait:.0f} % of the time for its core: the machine is busy"
+        )
     if reasons:
         verdict = "fail"
     elif sent < 0.95 * asked and sim_behind:
         verdict = "sim_limit"
         reasons.append(
             f"the simulator sent {sent:,.0f} of {asked:,.0f} msg/s "
-            f"(lag {sim_lag:,.0f} ms, CPU {sim_cpu:.0f} % of its core)"
+            f"(lag {sim_lag:,.0f} ms, CPU {sim_cpu:.0f} % of its core, waiting for it "
+            f"{window.mean('sim_wait_pct') or 0:.0f} %)"
         )
     elif delivered < 0.95 * asked:
         verdict = "fail"
@@ -86,7 +100,9 @@ def judge_step(window: Window, asked: float, targets: Targets) -> StressStep:
         ws_p99_us=ws_p99,
         backlog_max_ms=round(backlog_max, 2) if backlog_max is not None else None,
         backlog_slope_ms_s=round(slope, 3) if slope is not None else None,
+        engine_rx_kb=unread,
         cpu_pct=round(window.mean("cpu_pct") or 0.0, 1),
+        wait_pct=round(wait, 1) if wait is not None else None,
         sim_cpu_pct=round(sim_cpu, 1),
         sim_lag_ms=sim_lag,
         drops=drops,
@@ -196,6 +212,7 @@ async def stress(options: Options) -> Outcome:
         summary=summary,
         cores=cores,
         settings=settings,
+        logs=rig.logs(),
         failures=failures,
         result=result,
     )

@@ -5,7 +5,9 @@ second connection with the same streams; for a moment messages arrive on
 both. This merge delivers each message once, in stream order, and loses none:
 
 - Before the switch the old connection delivers; the key of each message
-  (:mod:`tickhawk.net.sequence`) becomes its stream's *high mark*. The new
+  (a :class:`SequenceKey`, the venue's: e.g.
+  :class:`tickhawk.venues.binance.sequence.BinanceSequence`) becomes its
+  stream's *high mark*. The new
   connection's messages at or below the mark are duplicates (dropped); the
   others are buffered.
 - The switch is safe once, for every stream the new connection has spoken
@@ -16,6 +18,11 @@ both. This merge delivers each message once, in stream order, and loses none:
   order; then the new connection's own messages go through the same filter
   for a moment (the old one may have been ahead), then straight through.
 
+- A message without a place in a stream (a reply to the new connection's
+  own ``SUBSCRIBE``, or bad input) is delivered from either connection: a
+  reply exists only on the connection that asked, and a refused
+  subscription must be seen.
+
 Nothing here runs outside a rotation: the steady stream goes from the
 socket to the feed untouched.
 """
@@ -23,12 +30,22 @@ socket to the feed untouched.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-from tickhawk.net.sequence import SequenceKey
-
-__all__ = ["Handover"]
+__all__ = ["Handover", "SequenceKey"]
 
 MessageHandler = Callable[[bytes, int, int], None]
+
+
+class SequenceKey(Protocol):
+    """Place a message in its stream: ``(stream name, key)``, or None if it has no place.
+
+    The key grows along the stream and is the same on every connection that
+    carries the stream (a trade id, an update id). Each venue provides its own;
+    it runs only on the messages of a rotation's overlap, never the steady stream.
+    """
+
+    def __call__(self, payload: bytes) -> tuple[bytes, int] | None: ...
 
 
 class Handover:
@@ -70,7 +87,8 @@ class Handover:
         """Take a message of the new connection before the switch: drop or buffer it."""
         keyed = self.key(payload)
         if keyed is None:
-            return  # a reply or a message without a place: the old connection delivers its copy
+            self.deliver(payload, t_recv, ts_recv)  # a reply to this connection, or bad input
+            return
         stream, seq = keyed
         if stream not in self.first_new:
             self.first_new[stream] = seq

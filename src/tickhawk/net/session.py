@@ -11,14 +11,14 @@ that hot path, off it:
 - **Circuit breaker** per venue (:class:`~tickhawk.net.breaker.CircuitBreaker`):
   after repeated failures nobody connects for a cool-down, then one probe.
 - **Heartbeat**: picows pings every ``ping_interval_s`` and gives the
-  connection up when no pong comes within ``pong_timeout_s``; the round trip
-  of each ping is kept (:attr:`WsSession.ping_rtt_ms`). The venue's pings are
-  answered automatically.
+  connection up when no pong comes within ``pong_timeout_s`` (the round trip
+  is kept in :attr:`WsSession.ping_rtt_ms`); the venue's pings are answered.
 - **Stale-stream watchdog** (:class:`~tickhawk.net.watchdog.StaleWatch`): a
   stream silent far beyond its own usual gap forces a reconnect.
-- **Rotation**: a connection older than ``rotate_after_s`` is replaced
-  make-before-break (:class:`~tickhawk.net.handover.Handover`): nothing lost,
-  nothing twice.
+- **Rotation** (:class:`~tickhawk.net.rotation.Rotator`): a connection older
+  than ``rotate_after_s`` is replaced make-before-break, nothing lost or
+  repeated; the venue's :class:`~tickhawk.net.handover.SequenceKey` orders
+  the messages of the overlap (none: no rotation).
 
 Each state change is a :class:`~tickhawk.net.events.SessionEvent`, handed to
 :attr:`WsSession.listeners`, logged and counted in :attr:`WsSession.transitions`.
@@ -40,10 +40,10 @@ from picows import WSMsgType
 from tickhawk.net.backoff import Backoff
 from tickhawk.net.breaker import CircuitBreaker
 from tickhawk.net.events import EventListener, EventLog, Reason, SessionEvent, SessionState
-from tickhawk.net.handover import Handover
-from tickhawk.net.link import ConnectError, Link, MessageHandler, ignore, open_link
+from tickhawk.net.handover import SequenceKey
+from tickhawk.net.link import ConnectError, Link, MessageHandler, open_link
 from tickhawk.net.options import ConnectionOptions
-from tickhawk.net.sequence import BinanceSequence, SequenceKey
+from tickhawk.net.rotation import Rotator
 from tickhawk.net.watchdog import StaleWatch
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "EventListener",
     "MessageHandler",
     "Reason",
+    "SequenceKey",
     "SessionEvent",
     "SessionState",
     "WsSession",
@@ -68,20 +69,6 @@ _HEALTHY_AFTER_S = 2.0
 #: stale floor, so that sampling never hides a gap (a busy stream looks one tick apart).
 _TICK_S = 0.25
 _MIN_TICK_S = 0.02
-#: A rotation's overlap is checked this often; it gives up waiting for proof after this long.
-_OVERLAP_POLL_S = 0.02
-_OVERLAP_MAX_S = 10.0
-_ROTATE_RETRY_S = 30.0
-
-
-class _Rotation:
-    """A rotation under way: its task, its merge, the new connection once it is up."""
-
-    def __init__(self, handover: Handover) -> None:
-        self.handover = handover
-        self.task: asyncio.Task[None] | None = None
-        self.link: Link | None = None
-        self.subscribed = False
 
 
 class WsSession:
@@ -93,7 +80,10 @@ class WsSession:
     circuit breaker (shared by its sessions; None: none). ``last_seen`` maps
     a stream name (bytes) to the ``perf_counter_ns`` of its last message (the
     feed's :attr:`~tickhawk.venues.binance.feed.BinanceFeed.last_seen`; None:
-    no stale watchdog). ``sequence`` keys messages for rotations.
+    no stale watchdog). ``sequence`` places a message in its stream, for
+    rotations (the venue's, e.g.
+    :class:`~tickhawk.venues.binance.sequence.BinanceSequence`; None: no
+    rotation).
     """
 
     def __init__(
@@ -132,7 +122,7 @@ class WsSession:
         self._tick_s = min(
             _TICK_S, max(_MIN_TICK_S, options.stale_floor_s / options.stale_factor / 2)
         )
-        self.sequence: SequenceKey = sequence or BinanceSequence()
+        self.rotator = Rotator(self, sequence)
         self.events = EventLog(self.name, wall_clock)
         self.listeners: list[EventListener] = self.events.listeners
         self.transitions: dict[str, int] = self.events.counts
@@ -145,15 +135,10 @@ class WsSession:
         self.protocol_errors = 0
         self.pong_timeouts = 0
         self.stale_reconnects = 0
-        self.rotations = 0
-        self.rotation_failures = 0
         self.pongs = 0
         self.ping_rtt_ms: float | None = None
         self.close_code: object = None
         self._current: Link | None = None
-        self._rotation: _Rotation | None = None
-        self._rotate_at = 0.0
-        self._direct_at = 0.0
         self._failures = 0
         self._links = 0
         self._ever_live = False
@@ -180,7 +165,17 @@ class WsSession:
     @property
     def overlapping(self) -> bool:
         """Return whether a rotation's second connection is up and subscribed beside the first."""
-        return self._rotation is not None and self._rotation.subscribed
+        return self.rotator.overlapping
+
+    @property
+    def rotations(self) -> int:
+        """Return the connections replaced make-before-break."""
+        return self.rotator.rotations
+
+    @property
+    def rotation_failures(self) -> int:
+        """Return the rotations given up (the old connection served on)."""
+        return self.rotator.failures
 
     async def wait_live(self, timeout: float | None = None) -> None:
         """Wait until the session is connected (raise ``TimeoutError`` after ``timeout``)."""
@@ -193,11 +188,17 @@ class WsSession:
         if link is not None and link.transport is not None:
             link.transport.send(WSMsgType.TEXT, msgspec.json.encode(message))
 
-    # -- state --------------------------------------------------------------------------
+    # -- what the rotation uses (net/rotation.py: RotationHost) ------------------------
 
-    def _set_state(
+    @property
+    def current(self) -> Link | None:
+        """Return the connection that delivers now (None before the first connect)."""
+        return self._current
+
+    def set_state(
         self, state: SessionState, reason: str, detail: str = "", *, quiet: bool = False
     ) -> None:
+        """Move to ``state`` and emit the transition (``quiet``: an expected failure, INFO)."""
         previous = self.state
         self.state = state
         self.events.emit(previous, state, reason, detail, quiet=quiet)
@@ -210,9 +211,26 @@ class WsSession:
 
     # -- connecting ---------------------------------------------------------------------
 
-    def _new_link(self, *, primary: bool) -> Link:
+    def new_link(self, *, primary: bool) -> Link:
+        """Return a numbered connection, not yet open (``primary``: not a rotation's)."""
         self._links += 1
         return Link(self._links, primary=primary)
+
+    async def connect_link(self, link: Link, deliver: MessageHandler) -> None:
+        """Open ``link`` and subscribe it to every stream, messages to ``deliver``.
+
+        Raise ``ConnectError`` if it cannot connect.
+        """
+        await self._open(link, deliver)
+        await self._subscribe_rest(link)
+
+    def make_current(self, link: Link) -> None:
+        """Make ``link`` the connection the session holds, watches and rotates."""
+        self._current = link
+        self.close_code = None
+        if self.watch is not None:
+            self.watch.reset(perf_counter_ns())
+        self.rotator.schedule(link)
 
     def link_connected(self, link: Link) -> None:
         """A handshake completed (picows's callback, before the first frame is delivered).
@@ -225,10 +243,10 @@ class WsSession:
         self.connects += 1
         if not link.primary or self._stopping:
             return
-        self._became_current(link)
+        self.make_current(link)
         reconnect = self._ever_live
         self._ever_live = True
-        self._set_state(
+        self.set_state(
             SessionState.LIVE,
             Reason.RECONNECTED if reconnect else Reason.CONNECTED,
             f"{len(self.streams)} streams"
@@ -271,13 +289,13 @@ class WsSession:
                     await self._connect_loop()
                 finally:
                     monitor.cancel()
-                    self._abort_rotation()
+                    self.rotator.abort()
         finally:
             self._group = None
             self._live.clear()
             if self._current is not None:
                 self._current.disconnect(Reason.STOPPED)
-            self._set_state(SessionState.CLOSED, Reason.STOPPED)
+            self.set_state(SessionState.CLOSED, Reason.STOPPED)
 
     async def _connect_loop(self) -> None:
         reason = Reason.START
@@ -288,7 +306,7 @@ class WsSession:
                 wait = breaker.wait_s()
                 if wait > 0:
                     if self.state is not SessionState.CIRCUIT_OPEN:
-                        self._set_state(
+                        self.set_state(
                             SessionState.CIRCUIT_OPEN,
                             Reason.CIRCUIT_OPEN,
                             f"{breaker.consecutive} connect failures in a row; "
@@ -297,8 +315,8 @@ class WsSession:
                     await self._pause(wait)
                     continue
                 probe = breaker.begin()
-            self._set_state(SessionState.CONNECTING, Reason.PROBE if probe else reason)
-            link = self._new_link(primary=True)
+            self.set_state(SessionState.CONNECTING, Reason.PROBE if probe else reason)
+            link = self.new_link(primary=True)
             try:
                 await self._open(link, self.on_message)
             except ConnectError as exc:
@@ -307,7 +325,7 @@ class WsSession:
                 if breaker is not None:
                     breaker.failure(exc.detail)
                 # A probe is expected to fail while the venue is down: the breaker says so.
-                self._set_state(SessionState.BACKOFF, exc.reason, exc.detail, quiet=probe)
+                self.set_state(SessionState.BACKOFF, exc.reason, exc.detail, quiet=probe)
                 await self._pause(self.backoff.delay(self._failures))
                 reason = Reason.RECONNECT
                 continue
@@ -325,18 +343,10 @@ class WsSession:
                 if breaker is not None:
                     breaker.failure("the connection closed before it delivered anything")
             self.reconnects += 1
-            drop_reason, detail = self._drop_reason(link)
-            self._set_state(SessionState.BACKOFF, drop_reason, detail)
+            drop_reason, detail = self.drop_reason(link)
+            self.set_state(SessionState.BACKOFF, drop_reason, detail)
             await self._pause(self.backoff.delay(self._failures))
             reason = Reason.RECONNECT
-
-    def _became_current(self, link: Link) -> None:
-        self._current = link
-        self.close_code = None
-        if self.watch is not None:
-            self.watch.reset(perf_counter_ns())
-        after = self.options.rotate_after_s
-        self._rotate_at = link.connected_at + after if after > 0 else float("inf")
 
     async def _hold(self) -> Link:
         """Wait until the current connection is gone for good; return it.
@@ -351,16 +361,9 @@ class WsSession:
             await link.wait_closed()
             if link is not self._current:
                 continue  # rotated: hold the new one
-            rotation = self._rotation
-            if (
-                rotation is not None
-                and rotation.subscribed
-                and rotation.link is not None
-                and not self._stopping
-            ):
-                self._switch(rotation, link, early=True)
+            if not self._stopping and self.rotator.take_over(link):
                 continue
-            self._abort_rotation()
+            self.rotator.abort()
             self.close_code = link.close_code
             return link
 
@@ -377,7 +380,7 @@ class WsSession:
             if self.breaker is not None:
                 self.breaker.success()
 
-    def _drop_reason(self, link: Link) -> tuple[str, str]:
+    def drop_reason(self, link: Link) -> tuple[str, str]:
         """Say why ``link`` closed: ``(reason, detail)``; count protocol errors and pongs."""
         reason, detail = link.close_reason(self.options.pong_timeout_s)
         if reason == Reason.PROTOCOL_ERROR:
@@ -389,7 +392,7 @@ class WsSession:
     # -- off the hot path: watchdog, rotation -------------------------------------------
 
     async def _monitor(self) -> None:
-        """Sample the streams, start rotations, note working connections, every tick."""
+        """Sample the streams, note working connections, drive rotations, every tick."""
         while True:
             await asyncio.sleep(self._tick_s)
             link = self._current
@@ -398,128 +401,25 @@ class WsSession:
             if self.state is not SessionState.LIVE and self.state is not SessionState.ROTATING:
                 continue
             self._note_health(link)
-            if self._direct_at and time.monotonic() >= self._direct_at:
-                self._direct_at = 0.0
-                if link.listener is not None:
-                    link.listener.deliver = self.on_message  # the merge is over
             if self.watch is not None:
                 stale = self.watch.check(perf_counter_ns())
                 if stale is not None:
                     self.stale_reconnects += 1
                     self.watch.penalize(stale.stream)
-                    self._abort_rotation()
+                    self.rotator.abort()
                     link.disconnect(
                         Reason.STALE,
                         f"{stale.stream} silent for {stale.silent_s:.1f} s (threshold "
                         f"{stale.threshold_s:.1f} s, usual gap {stale.usual_gap_s:.2f} s)",
                     )
                     continue
-            if (
-                self._rotation is None
-                and self._group is not None
-                and time.monotonic() >= self._rotate_at
-            ):
-                rotation = _Rotation(Handover(self.on_message, self.sequence))
-                self._rotation = rotation
-                rotation.task = self._group.create_task(self._rotate(rotation, link))
-
-    async def _rotate(self, rotation: _Rotation, old: Link) -> None:
-        """Open a second connection beside ``old`` and hand over to it without a gap."""
-        handover = rotation.handover
-        age = time.monotonic() - old.connected_at
-        self._set_state(
-            SessionState.ROTATING,
-            Reason.ROTATE,
-            f"connection {age / 3600:.2f} h old" if age >= 360 else f"connection {age:.1f} s old",
-        )
-        if old.listener is not None:
-            old.listener.deliver = handover.pass_through
-        new = rotation.link = self._new_link(primary=False)
-        try:
-            await self._open(new, handover.from_new)
-            await self._subscribe_rest(new)
-        except ConnectError as exc:
-            self._rotation_failed(rotation, old, f"{exc.reason}: {exc.detail}")
-            return
-        rotation.subscribed = True
-        opened = time.monotonic()
-        settle = self.options.rotate_overlap_s
-        while True:
-            await asyncio.sleep(_OVERLAP_POLL_S)
-            if new.transport is None or new.transport.is_disconnected:
-                self._rotation_failed(rotation, old, "the new connection closed during the overlap")
-                return
-            if self._rotation is not rotation or old is not self._current:
-                return  # the old one dropped and _hold already switched
-            waited = time.monotonic() - opened
-            if waited < settle:
-                continue
-            lagging = handover.lagging()
-            if not lagging:
-                break
-            if waited > _OVERLAP_MAX_S or handover.overflowing:
-                _log.warning(
-                    "session %s: rotation switches without proof of overlap on %d streams "
-                    "(e.g. %s): the engine's gap checks cover them",
-                    self.name,
-                    len(lagging),
-                    ", ".join(lagging[:3]),
-                )
-                break
-        self._switch(rotation, old, early=False)
-
-    def _switch(self, rotation: _Rotation, old: Link, *, early: bool) -> None:
-        """Make the rotation's connection the current one; close ``old``."""
-        new = rotation.link
-        assert new is not None and new.listener is not None
-        handover = rotation.handover
-        if old.listener is not None:
-            old.listener.deliver = ignore
-        new.listener.deliver = handover.pass_through
-        replayed = handover.switch()
-        self._rotation = None
-        self._became_current(new)
-        new.healthy = True
-        self._direct_at = time.monotonic() + self.options.rotate_overlap_s
-        self.rotations += 1
-        detail = f"{replayed} buffered messages delivered, {handover.duplicates} duplicates dropped"
-        if early:
-            detail = f"the old connection closed first ({self._drop_reason(old)[1]}); {detail}"
-        old.disconnect(Reason.ROTATED)
-        self._set_state(SessionState.LIVE, Reason.ROTATED, detail)
-
-    def _rotation_failed(self, rotation: _Rotation, old: Link, detail: str) -> None:
-        self.rotation_failures += 1
-        if old.listener is not None and old is self._current:
-            old.listener.deliver = self.on_message
-        if rotation.link is not None:
-            rotation.link.disconnect(Reason.ROTATE_FAILED)
-        self._rotation = None
-        self._rotate_at = time.monotonic() + _ROTATE_RETRY_S
-        if old is self._current and self.state is SessionState.ROTATING:
-            self._set_state(
-                SessionState.LIVE,
-                Reason.ROTATE_FAILED,
-                f"{detail}; the old connection still serves, next try in {_ROTATE_RETRY_S:g} s",
-            )
-
-    def _abort_rotation(self) -> None:
-        """Give up a rotation under way (the old connection is going): close its connection."""
-        rotation, self._rotation = self._rotation, None
-        if rotation is None:
-            return
-        if rotation.task is not None and rotation.task is not asyncio.current_task():
-            rotation.task.cancel()
-        if rotation.link is not None:
-            rotation.link.disconnect(Reason.ROTATE_FAILED)
-        current = self._current
-        if current is not None and current.listener is not None:
-            current.listener.deliver = self.on_message
+            if self._group is not None:
+                self.rotator.tick(link, self._group)
 
     def close(self) -> None:
         """Stop reconnecting and close the connection(s)."""
         self._stopping = True
         self._stop.set()
-        self._abort_rotation()
+        self.rotator.abort()
         if self._current is not None:
             self._current.disconnect(Reason.STOPPED)

@@ -41,6 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ping-interval", type=float, default=20.0, help="seconds between server pings"
     )
     parser.add_argument(
+        "--no-pong",
+        action="store_true",
+        help="leave clients' pings unanswered (a client's heartbeat must notice)",
+    )
+    parser.add_argument(
+        "--max-connection-age",
+        type=float,
+        metavar="S",
+        help="close each connection after S seconds (code 1001), as Binance does at 24 h",
+    )
+    parser.add_argument(
         "--status-interval", type=float, default=5.0, help="seconds between status lines"
     )
     parser.add_argument(
@@ -82,6 +93,9 @@ def _config(args: argparse.Namespace) -> SimConfig:
         raise ValueError("--duration must be a positive number of seconds")
     if not args.status_interval > 0:
         raise ValueError("--status-interval must be a positive number of seconds")
+    age = args.max_connection_age
+    if age is not None and not (math.isfinite(age) and age > 0):
+        raise ValueError(f"--max-connection-age must be a positive number of seconds, not {age:g}")
     faults = _fault_lines(args)
     try:
         return SimConfig(
@@ -96,6 +110,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
             speed=_speed(args.speed),
             ping_interval_s=args.ping_interval,
             faults=faults,
+            answer_pings=not args.no_pong,
+            max_connection_age_s=age,
         )
     except (TypeError, ValueError) as error:
         raise ValueError(str(error)) from None
@@ -187,6 +203,11 @@ async def _serve(config: SimConfig, duration: float | None, every: float, out: T
             print(
                 f"sim: {len(config.faults)} faults scheduled: {'; '.join(config.faults)}", file=out
             )
+        if not config.answer_pings:
+            print("sim: clients' pings go unanswered (--no-pong)", file=out)
+        if config.max_connection_age_s is not None:
+            age = config.max_connection_age_s
+            print(f"sim: each connection is closed after {age:g} s (code 1001)", file=out)
         out.flush()
         live = out.isatty()
         start = time.monotonic()

@@ -19,7 +19,6 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Sparkline, Static
 
@@ -146,7 +145,6 @@ class Dashboard(App[None]):
         self.paused = False
         self.refreshes = 0
         self._task_factory = task_factory
-        self._timer: Timer | None = None
         self._rate = 0.0
         self._last: Snapshot | None = None
 
@@ -169,8 +167,8 @@ class Dashboard(App[None]):
         yield Footer()
 
     def on_load(self) -> None:
-        # textual ≥ 3.12 switches the running loop to eager tasks; the loop is the
-        # engine's, so put back what the engine runs with.
+        # On Python ≥ 3.12 textual switches the running loop to eager tasks; the loop
+        # is the engine's, so put back what the engine runs with.
         if self._task_factory is not None or hasattr(asyncio, "eager_task_factory"):
             asyncio.get_running_loop().set_task_factory(self._task_factory)  # type: ignore[arg-type]
 
@@ -189,7 +187,7 @@ class Dashboard(App[None]):
         # one row per pipeline stage, whatever the engine measures
         self.query_one("#middle").styles.height = len(STAGES) + 3
         self.refresh_panels()
-        self._timer = self.set_interval(1.0 / self.refresh_per_s, self.refresh_panels)
+        self.set_interval(1.0 / self.refresh_per_s, self.refresh_panels)
 
     def refresh_panels(self) -> None:
         """Read one snapshot and the recent signals, and redraw (unless paused)."""

@@ -93,7 +93,9 @@ class BinanceFeed:
     ``sinks`` maps an upper-case symbol to its state. ``streams`` are the
     stream names this feed accepts (``btcusdt@trade`` ...); a message of any
     other stream is rejected as ``unknown_stream``. ``on_control`` receives
-    replies to subscription methods. ``probe`` (optional) times a random
+    replies to subscription methods (default: a refused request is rejected
+    as ``subscription_rejected`` with the venue's message, the rest ignored).
+    ``probe`` (optional) times a random
     sample of the messages stage by stage (``metrics/probe.py``).
     """
 
@@ -116,7 +118,7 @@ class BinanceFeed:
         self._probed_routes: dict[bytes, Handler] = {}
         # The message number to time next; 0 never comes (numbers start at 1).
         self._sample_at = probe.next_gap() if probe is not None else 0
-        self._on_control = on_control
+        self._on_control = on_control or self._refused
         self._envelope = msgspec.json.Decoder(Envelope)
         self._control = msgspec.json.Decoder(MethodReply)
         for stream in streams:
@@ -218,10 +220,19 @@ class BinanceFeed:
         except (msgspec.DecodeError, UnicodeDecodeError):
             reply = None
         if reply is not None and (reply.id is not None or reply.error is not None):
-            if self._on_control is not None:
-                self._on_control(reply)
+            self._on_control(reply)
             return
         self.rejects.reject("no_stream", payload[:80].decode("utf-8", "replace"))
+
+    def _refused(self, reply: MethodReply) -> None:
+        """Count a request the venue refused: the streams it asked for get no data."""
+        error = reply.error
+        if error is not None:
+            self.rejects.reject(
+                "subscription_rejected",
+                f"the venue refused request {reply.id} ({error.get('msg', '')}, code "
+                f"{error.get('code')}): the streams it asked for get no data",
+            )
 
 
 # -- per-kind route makers ----------------------------------------------------

@@ -1,32 +1,26 @@
 """Where a message stands in its stream: the key that orders a Binance stream's messages.
 
-A rotation (:mod:`tickhawk.net.handover`) merges two connections carrying the
-same streams; it needs, for each message, its stream and a number that grows
-along the stream and is the same on both connections: the trade id
-(``trade``), the aggregate id (``aggTrade``), the last update id (``depth``,
-``bookTicker``) and, for klines, the bar's open time (×2, +1 once the bar is
-closed: the closed bar is the one the engine uses). Only messages of a
-rotation's overlap are keyed, never the steady stream.
+A rotation (:mod:`tickhawk.net.rotation`) merges two connections carrying the
+same streams (:mod:`tickhawk.net.handover`); it needs, for each message, its
+stream and a number that grows along the stream and is the same on both
+connections (a :class:`~tickhawk.net.handover.SequenceKey`). For Binance: the
+trade id (``trade``), the aggregate id (``aggTrade``), the last update id
+(``depth``, ``bookTicker``) and, for klines, the bar's open time (×2, +1 once
+the bar is closed: the closed bar is the one the engine uses). Only messages
+of a rotation's overlap are keyed, never the steady stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import msgspec
 
-__all__ = ["BinanceSequence", "SequenceKey"]
+__all__ = ["BinanceSequence"]
 
 _PREFIX = b'{"stream":"'
 _PREFIX_LEN = len(_PREFIX)
 _MAX_CACHED = 4096
-
-
-class SequenceKey(Protocol):
-    """Return ``(stream name, key)`` of a message, or None if it has no place in a stream."""
-
-    def __call__(self, payload: bytes) -> tuple[bytes, int] | None: ...
 
 
 class _TradeData(msgspec.Struct):
