@@ -51,7 +51,7 @@ def test_profile_the_demo(tmp_path: Path) -> None:
     assert text.startswith("profile: demo (5 symbols, 2,000 msg/s simulated), 3.")
     engine = section(text, "engine functions (tickhawk, simulator excluded) by own time")
     # the hot path: the frame callback, the feed, the symbol state
-    for name in ("venues/binance/feed.py", "state.py", "net/session.py:"):
+    for name in ("venues/binance/feed.py", "state.py", "net/link.py:"):
         assert name in engine, engine
     assert "on_message" in engine and "on_trade" in engine
     assert "tickhawk/sim/" not in engine
@@ -60,7 +60,7 @@ def test_profile_the_demo(tmp_path: Path) -> None:
     assert "allocation sites by growth over the window" in text
     assert text.rstrip().endswith("memory.txt")
     functions = engine_functions(out / "profile.pstats")
-    assert {"feed.py:on_message", "state.py:on_trade", "session.py:on_ws_frame"} <= functions
+    assert {"feed.py:on_message", "state.py:on_trade", "link.py:on_ws_frame"} <= functions
     assert "top 30 by cumulative time" in (out / "profile.txt").read_text()
     assert "allocation sites by size held at the end" in (out / "memory.txt").read_text()
 
