@@ -277,16 +277,14 @@ def item_cost(what: str, n: int) -> float:
                 history.append(Bar("X", "1m", i, p, p + 1, p - 1, p + 0.5, 10.0 + i, 100 + i))
             keep.append(history)
         return (rss() - before) / n
-    if what == "level":  # beyond the dict's own table
-        books = 40
+    if what == "side":  # one full side of an n-level book, beyond its dict's own table
+        books = max(40, 400_000 // n)
         for b in range(books):
-            book = L2Book(5000)
+            book = L2Book(n)
             fill_book(book, 100.0 + b)
             keep.append(book)
         levels = len(keep[0].bids)
-        tables = 2 * books * dict_table_bytes(levels)
-        near = 2 * books * min(levels, 512) * 32
-        return (rss() - before - tables - near) / (2 * books * levels)
+        return (rss() - before) / (2 * books) - dict_table_bytes(levels)
     if what.startswith("indicators:"):
         specs = [parse_spec(s) for s in what.split(":", 1)[1].split(";")]
         bars = [
@@ -349,13 +347,16 @@ def calibrate() -> None:
     indicator = (ema6 - ema1) / 5
     multi = cost("indicators:m=MACD();b=BBANDS(timeperiod=20);s=STOCH()", 1000)
     output = (multi - (ema1 - indicator) - 3 * indicator) / 5  # 3 + 3 + 2 outputs: 5 extra
+    # A full side holds max_levels + 10 % slack; per level (its floats, its share of the
+    # ordered near keys and of the allocator's pools) the most of a shallow to a deep book.
+    level = max(cost("side", cap) / (cap + cap // 10) for cap in (200, 1000, 5000))
     rows = [
         ("SYMBOL_BYTES", symbol - stream - interval, budget.SYMBOL_BYTES),
         ("STREAM_BYTES", stream, budget.STREAM_BYTES),
         ("INTERVAL_BYTES", interval, budget.INTERVAL_BYTES),
         ("BAR_BYTES", cost("bar", 200_000), budget.BAR_BYTES),
         ("BOOK_BYTES", book, budget.BOOK_BYTES),
-        ("LEVEL_BYTES", cost("level", 0), budget.LEVEL_BYTES),
+        ("LEVEL_BYTES", level, budget.LEVEL_BYTES),
         ("INDICATOR_SET_BYTES", ema1 - indicator, budget.INDICATOR_SET_BYTES),
         ("INDICATOR_BYTES", indicator, budget.INDICATOR_BYTES),
         ("OUTPUT_BYTES", output, budget.OUTPUT_BYTES),

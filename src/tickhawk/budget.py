@@ -54,12 +54,9 @@ BAR_BYTES = BarHistory.bytes_per_bar()
 TRADE_BYTES = TradeRing.bytes_per_trade()
 #: One book sync and its empty L2 book.
 BOOK_BYTES = 2_200
-#: One price level beyond the dict's table: price and quantity floats, allocator slack.
+#: One price level beyond the dict's table: price and quantity floats, its share of the
+#: ordered near keys and allocator slack (the most of books of 200 to 5,000 levels).
 LEVEL_BYTES = 64
-#: One of the near (ordered) keys of a book side.
-NEAR_KEY_BYTES = 32
-#: Near keys a side keeps in order at most (twice ``L2Book``'s ``near``).
-NEAR_KEYS_MAX = 512
 #: One indicator set (symbol × interval): its values dict and generated feed functions.
 INDICATOR_SET_BYTES = 3_000
 #: One indicator: its TA-Lib stream state and its line in the generated feeds.
@@ -208,11 +205,7 @@ def dict_table_bytes(entries: int) -> int:
 def book_side_bytes(max_levels: int) -> int:
     """Return what one side of a book holding the most levels ``max_levels`` allows takes."""
     levels = max_levels + max_levels // 10  # L2Book trims only past 10 % slack
-    return (
-        dict_table_bytes(levels)
-        + levels * LEVEL_BYTES
-        + min(levels, NEAR_KEYS_MAX) * NEAR_KEY_BYTES
-    )
+    return dict_table_bytes(levels) + levels * LEVEL_BYTES
 
 
 def capture_bytes(messages: Sequence[tuple[int, bytes]]) -> int:

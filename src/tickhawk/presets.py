@@ -15,11 +15,13 @@ __all__ = ["MEMORY_GOALS", "SIZES", "fast_config", "fast_config_data", "memory_g
 MEMORY_GOALS = ((50, 100.0), (1000, 256.0))
 
 #: What the preset keeps, largest first: (engine.trade_capacity, engine.bar_history,
-#: book.max_levels, book.snapshot_limit). 1,500 levels hold Binance's BTCUSDT books
-#: through the real captures' $250 moves; 100-level snapshots cost weight 5, not 50.
+#: book.max_levels, book.snapshot_limit). A few symbols (a replay) keep deep books;
+#: 2,000 levels (the defaults) hold Binance's BTCUSDT books through the captures' $250
+#: moves, 1,000 not always; 100-level snapshots cost Binance weight 5 instead of 50.
 SIZES = (
-    (2048, 1000, 1500, 1000),
-    (1024, 1000, 1000, 1000),
+    (4096, 1000, 5000, 1000),
+    (2048, 1000, 2000, 1000),
+    (2048, 1000, 1000, 1000),
     (1024, 500, 500, 500),
     (1024, 300, 200, 100),
 )
