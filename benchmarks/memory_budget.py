@@ -5,19 +5,26 @@
 
 For each symbol count, a fresh interpreter imports what ``tickhawk run``
 imports, reads its RSS, builds an engine from the configuration (default: the
-1-second preset of ``tickhawk demo`` on trade + bookTicker + depth@100ms) and
-fills everything the configuration bounds (``--config lean``: the sizes that keep
-1,000 symbols under 256 MB, below): every trade ring slot, every bar
-history (distinct Bars), every book side to ``max_levels`` + 10 % slack with
-its ordered near keys full, every indicator stream open, every feature window
+1-second preset of ``tickhawk demo`` on trade + bookTicker + depth@100ms,
+sized by :mod:`tickhawk.presets` for that many symbols; ``--config lean``: 1 m
+bars, 1,024 trades, 120 bars, 200 levels) and fills everything the
+configuration bounds, part by part: every trade ring slot, every bar history
+slot (distinct bars), every indicator stream open, every feature window full,
+every book side to ``max_levels`` + 10 % slack with its ordered near keys
 full. It prints the estimate of :mod:`tickhawk.budget` beside the measured RSS
-growth, and the error (estimate − measured) / measured; then the time of a full
+growth, and the error (estimate − measured) / measured; then each part,
+estimated/measured (rings and histories are allocated when the engine is
+built: they are charged their exact bytes, and "symbols" the rest of the
+build, indicator and feature objects included); then the time of a full
 collection before and after ``gc.freeze()`` (what
 ``resources.gc_freeze_after_warmup`` does); medians of ``--runs``.
 
 ``--calibrate`` measures each per-item constant of ``budget.py`` alone (RSS
-over thousands of items in a fresh interpreter) and the base: the peak RSS of
-``tickhawk run`` on one symbol against ``tickhawk sim`` for a few seconds.
+over thousands of items in a fresh interpreter), what whole engines of the
+demo preset (at their least sizes) need beyond the sum of their parts, with
+and without their strategy (``SYMBOL_BYTES``, ``STRATEGY_BYTES``), and the
+base: the peak RSS of ``tickhawk run`` on one symbol against ``tickhawk sim``
+for a few seconds.
 """
 
 from __future__ import annotations
@@ -256,6 +263,8 @@ def child(args: list[str]) -> dict[str, Any]:
 
 def item_cost(what: str, n: int) -> float:
     """Return bytes per item of ``what`` over ``n`` items (run in a fresh interpreter)."""
+    import msgspec
+
     import tickhawk.app.live  # noqa: F401
     from tickhawk.bars.history import BarHistory
     from tickhawk.book.l2 import L2Book
@@ -308,6 +317,24 @@ def item_cost(what: str, n: int) -> float:
                 features.flow.on_trade(100.0 + s + j * 1e-4, 1.0 + j * 1e-3, 1, j * 500_000_000)
             keep.append(features)
         return (rss() - before) / n - slots * 32
+    if what in ("preset", "preset_bare"):  # the demo preset whole; its sizes the least
+        from tickhawk.budget import estimate
+        from tickhawk.config import StrategiesConfig
+
+        config = load_config(None, n)
+        engine_sizes = msgspec.structs.replace(config.engine, trade_capacity=16, bar_history=10)
+        book_sizes = msgspec.structs.replace(config.book, max_levels=20)
+        config = msgspec.structs.replace(config, engine=engine_sizes, book=book_sizes)
+        if what == "preset_bare":
+            config = msgspec.structs.replace(config, strategies=StrategiesConfig())
+        before = rss()
+        engine = Engine(config)
+        engine.feed()
+        fill(engine)
+        keep.append(engine)
+        measured = rss() - before
+        estimated = estimate(config)
+        return (measured - (estimated.total - estimated.parts[0].bytes)) / n  # what it misses
     data: dict[str, Any] = {
         "venue": {"symbols": names(n), "streams": ["trade"]},
         "engine": {"intervals": ["1m"], "trade_capacity": 1, "bar_history": 1},
@@ -339,6 +366,12 @@ def calibrate() -> None:
         return float(child(["--item", what, "--n", str(n)])["bytes"])
 
     symbol = cost("symbol", 2000)
+    # Whole engines of the demo preset (its sizes the least) against the estimate, per
+    # symbol: what the parts miss without the strategy (wiring, allocator slack) is the
+    # symbol's; what they miss with it, beyond that, the strategy's.
+    missed = cost("preset", 1000)
+    missed_bare = cost("preset_bare", 1000)
+    strategy = budget.STRATEGY_BYTES + missed - missed_bare
     stream = (cost("stream", 2000) - symbol) / 2
     interval = (cost("interval", 2000) - symbol) / 2
     book = cost("book", 2000) - symbol - stream  # the depth stream replaces none
@@ -351,7 +384,9 @@ def calibrate() -> None:
     # ordered near keys and of the allocator's pools) the most of a shallow to a deep book.
     level = max(cost("side", cap) / (cap + cap // 10) for cap in (200, 1000, 5000))
     rows = [
-        ("SYMBOL_BYTES", symbol - stream - interval, budget.SYMBOL_BYTES),
+        ("(symbol alone)", symbol - stream - interval, 0),
+        ("SYMBOL_BYTES", budget.SYMBOL_BYTES + missed_bare, budget.SYMBOL_BYTES),
+        ("STRATEGY_BYTES", strategy, budget.STRATEGY_BYTES),
         ("STREAM_BYTES", stream, budget.STREAM_BYTES),
         ("INTERVAL_BYTES", interval, budget.INTERVAL_BYTES),
         ("BAR_BYTES", cost("bar", 200_000), budget.BAR_BYTES),

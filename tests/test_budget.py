@@ -98,8 +98,8 @@ def test_the_demo_preset_meets_the_memory_goals() -> None:
         assert sizes in SIZES
         kept.append(SIZES.index(sizes))
     assert kept == sorted(kept) and kept[0] == 0 and kept[-1] == len(SIZES) - 1
-    # one symbol (replay of a capture) keeps the largest sizes: books of 1,500 levels
-    assert preset(1).book.max_levels == 1500 and preset(1000).book.max_levels == 200
+    # one symbol (a replay of a capture) keeps the largest sizes: books of 5,000 levels
+    assert preset(1).book.max_levels == 5000 and preset(1000).book.max_levels == 200
     # without books the same goal leaves room for more of the rest
     trades_only = fast_config(symbols(1000), ["trade"])
     assert trades_only.engine.bar_history > preset(1000).engine.bar_history

@@ -120,6 +120,7 @@ def test_chaos_accounts_for_every_trade_and_gap(tmp_path: Path) -> None:
         (["--profile", "steady", "--slo", "latency=3"], "--slo 'latency=3': use NAME=VALUE"),
         (["--profile", "chaos", "--faults", "meteor"], "--faults 'meteor': choose among"),
         (["--profile", "volume", "--symbols", "5000"], "--symbols must be between 1 and 2,000"),
+        (["--profile", "steady", "--engine", "book.max_levels=-1"], "--engine: book.max_levels"),
     ],
 )
 def test_bad_arguments_end_in_one_line_and_status_2(

@@ -41,32 +41,35 @@ __all__ = [
 MB = 1 << 20
 
 #: Interpreter, tickhawk and its libraries imported, the event loop, a session, the view.
-BASE_BYTES = 66 * MB
-#: One symbol's state, strategies and dicts, before any data.
-SYMBOL_BYTES = 3_700
+BASE_BYTES = 76 * MB
+#: One symbol's state and dicts before any data, with the wiring and allocator slack a
+#: whole engine of the demo preset shows beyond its parts (calibrated on that engine).
+SYMBOL_BYTES = 11_300
 #: One subscribed stream of one symbol: its route and stream name.
-STREAM_BYTES = 500
+STREAM_BYTES = 110
 #: One bar aggregator (symbol × interval), empty.
-INTERVAL_BYTES = 1_300
+INTERVAL_BYTES = 870
 #: One closed bar kept in history (exact: one slot of seven preallocated 8-byte columns).
 BAR_BYTES = BarHistory.bytes_per_bar()
 #: One trade slot of the preallocated ring (exact: five 8-byte columns and a side byte).
 TRADE_BYTES = TradeRing.bytes_per_trade()
 #: One book sync and its empty L2 book.
-BOOK_BYTES = 2_200
+BOOK_BYTES = 1_650
 #: One price level beyond the dict's table: price and quantity floats, its share of the
 #: ordered near keys and allocator slack (the most of books of 200 to 5,000 levels).
-LEVEL_BYTES = 64
+LEVEL_BYTES = 69
 #: One indicator set (symbol × interval): its values dict and generated feed functions.
 INDICATOR_SET_BYTES = 3_000
 #: One indicator: its TA-Lib stream state and its line in the generated feeds.
-INDICATOR_BYTES = 2_000
+INDICATOR_BYTES = 1_600
 #: Each output of an indicator beyond its first.
 OUTPUT_BYTES = 1_000
 #: The order-flow and book features of one symbol, beyond their window slots.
-FEATURES_BYTES = 2_700
+FEATURES_BYTES = 2_600
 #: One slot of a feature window (a float and its list slot).
 FEATURE_SLOT_BYTES = 32
+#: One built-in strategy of one symbol: its instance, trigger and the hooks that call it.
+STRATEGY_BYTES = 300
 #: One line of a loaded capture beyond its payload: bytes header, tuple, int, list slot.
 CAPTURE_LINE_BYTES = 33 + 56 + 32 + 8
 
@@ -262,11 +265,15 @@ def estimate(config: Config, *, extra: dict[str, int] | None = None) -> Estimate
     symbols = len({s.upper() for s in config.venue.symbols})
     intervals = _intervals(config)
     books = _with_books(config)
+    strategies = sum(
+        getattr(config.strategies, name) is not None for name in config.strategies.__struct_fields__
+    )
     fixed = (
         SYMBOL_BYTES
         + len(config.venue.streams) * STREAM_BYTES
         + intervals * INTERVAL_BYTES
         + (BOOK_BYTES if books else 0)
+        + strategies * STRATEGY_BYTES
     )
     engine = config.engine
 

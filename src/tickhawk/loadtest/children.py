@@ -25,7 +25,14 @@ _encoder = msgspec.json.Encoder()
 
 
 class LoadtestError(Exception):
-    """A load test could not run (a child failed to start or died); the message says why."""
+    """A load test could not run (a child failed to start or died); the message says why.
+
+    ``logs`` holds the children's last stderr lines (filled on the way out of a rig).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.logs: dict[str, list[str]] = {}
 
 
 def choose_cores(pin: bool) -> tuple[int | None, int | None]:

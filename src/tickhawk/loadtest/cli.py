@@ -32,6 +32,8 @@ from tickhawk.loadtest.report import (
     machine_info,
     write_json,
 )
+from tickhawk.loadtest.rig import STREAMS
+from tickhawk.loadtest.sizing import parse_override, size_engine
 from tickhawk.loadtest.slo import SloRow, Targets, evaluate, parse_target
 
 __all__ = ["PROFILES", "add_arguments", "options_from", "run"]
@@ -94,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="1000000",
         help="the engine's REST request weight per minute (default 1000000: the simulator "
         "does not limit weight; 4800 is the engine's Binance default)",
+    )
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="set an engine configuration key, e.g. connection.stale_floor_s=30 (repeatable; "
+        "recorded in the report)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the processes to cores")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -161,6 +171,12 @@ def options_from(args: argparse.Namespace) -> Options:
         if unknown or not kinds:
             raise ValueError(f"--faults {args.faults!r}: choose among {', '.join(KINDS)}")
     budget = _whole(args.rest_weight_budget, "--rest-weight-budget", 1, 10**9)
+    overrides = dict(parse_override(text) for text in args.engine)
+    if overrides:
+        try:
+            size_engine(["BTCUSDT"], STREAMS, overrides=overrides)
+        except ValueError as error:
+            raise ValueError(f"--engine: {error}") from None
     targets = Targets()
     for text in args.slo:
         targets = parse_target(targets, text)
@@ -179,6 +195,7 @@ def options_from(args: argparse.Namespace) -> Options:
         step=step,
         max_rate=max_rate,
         rest_weight_budget=budget,
+        engine_overrides=overrides,
     )
 
 
@@ -193,11 +210,14 @@ def _runner(profile: str) -> Callable[[Options], Coroutine[Any, Any, Outcome]]:
         return chaos
     from tickhawk.loadtest import profiles
 
+    if profile == "volume":
+        from tickhawk.loadtest.volume import volume
+
+        return volume
     runners: dict[str, Callable[[Options], Coroutine[Any, Any, Outcome]]] = {
         "steady": profiles.steady,
         "soak": profiles.steady,
         "spike": profiles.spike,
-        "volume": profiles.volume,
     }
     return runners[profile]
 
@@ -260,6 +280,13 @@ def build_report(
     return report
 
 
+def _write_logs(directory: Path, logs: dict[str, list[str]]) -> None:
+    """Write each child's last stderr lines to ``directory/<name>.log``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, lines in logs.items():
+        (directory / f"{name}.log").write_text("".join(f"{line}\n" for line in lines))
+
+
 def _print_slo(rows: list[SloRow]) -> None:
     for row in rows:
         verdict = {True: "pass", False: "FAIL", None: "n/a"}[row.passed]
@@ -294,14 +321,16 @@ def run(args: argparse.Namespace) -> int:
     except LoadtestError as error:
         live.close()
         print(f"tickhawk loadtest: {error}", file=sys.stderr)
+        if error.logs:
+            _write_logs(directory, error.logs)
+            print(f"tickhawk loadtest: the processes' logs are in {directory}", file=sys.stderr)
         return 3
     finally:
         live.close()
     report = build_report(options, outcome, started, time.monotonic() - clock, load_start)
     json_path = write_json(report, directory)
     html_path = write_html(report, directory)
-    for name, lines in outcome.logs.items():
-        (directory / f"{name}.log").write_text("".join(f"{line}\n" for line in lines))
+    _write_logs(directory, outcome.logs)
     print(f"loadtest {options.profile}: {'PASS' if report.passed else 'FAIL'}")
     _print_slo(report.slo)
     for key, value in report.summary.items():

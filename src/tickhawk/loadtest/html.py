@@ -226,7 +226,9 @@ def _profile_section(report: Report) -> str:
                     "signal p99 µs",
                     "ws p99 µs",
                     "engine CPU %",
+                    "engine wait %",
                     "delivered msg/s",
+                    "error",
                 ],
                 [
                     (
@@ -241,7 +243,9 @@ def _profile_section(report: Report) -> str:
                         p.signal_p99_us,
                         p.ws_p99_us,
                         p.cpu_pct,
+                        p.wait_pct,
                         p.delivered,
+                        p.error,
                     )
                     for p in report.volume
                 ],

@@ -1,4 +1,4 @@
-"""The load profiles: steady, spike, soak and volume (stress and chaos have their own modules).
+"""The load profiles steady, spike and soak (stress, volume and chaos have their own modules).
 
 Every profile starts a :class:`~tickhawk.loadtest.rig.Rig`, waits until the
 engine is live and every book synced, lets ``warmup`` seconds pass (the rate
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tickhawk.loadtest.report import SoakResult, SpikeResult, VolumePoint
+from tickhawk.loadtest.report import SoakResult, SpikeResult
 from tickhawk.loadtest.rig import Rig
 from tickhawk.loadtest.samples import Sample, Window, least_squares_slope
 from tickhawk.loadtest.sizing import EngineSettings
@@ -28,7 +28,6 @@ __all__ = [
     "soak_result",
     "spike",
     "steady",
-    "volume",
     "warm_up",
 ]
 
@@ -55,6 +54,7 @@ class Options:
     #: The engine's REST weight budget per minute. The simulator does not limit weight,
     #: so by default neither does the engine (Binance's budget: 4,800, see docs/loadtest.md).
     rest_weight_budget: int | None = 1_000_000
+    engine_overrides: dict[str, float | int | bool | str] = field(default_factory=dict)
     on_sample: Callable[[Sample], None] | None = None
     note: Callable[[str], None] = print
 
@@ -86,6 +86,7 @@ def make_rig(options: Options, symbols: int | None = None) -> Rig:
         seed=options.seed,
         pin=options.pin,
         rest_weight_budget=options.rest_weight_budget,
+        engine_overrides=options.engine_overrides,
         on_sample=options.on_sample,
     )
 
@@ -245,6 +246,7 @@ async def spike(options: Options) -> Outcome:
         spike_rate=base * options.spike_factor,
         seconds=options.spike_seconds,
         delivered_spike=_round(spike_window.mean("delivered")),
+        reached=(spike_window.mean("delivered") or 0.0) >= 0.9 * base * options.spike_factor,
         peak_signal_p99_us=after.peak("signal_p99_us"),
         peak_signal_max_us=after.peak("signal_max_us"),
         peak_backlog_ms=after.peak("backlog_ms"),
@@ -259,7 +261,7 @@ async def spike(options: Options) -> Outcome:
         ws_p99_us=figures.ws_p99_us,
         delivered_mean=base_window.mean("delivered"),
         asked=base,
-        recovery_max_s=result.drain_s if result.drain_s is not None else float("inf"),
+        recovery_max_s=result.drain_s,
         cpu_note="over the base-rate seconds before the spike",
     )
     summary = window_summary(whole)
@@ -270,6 +272,11 @@ async def spike(options: Options) -> Outcome:
         peak_backlog_ms=_round(result.peak_backlog_ms),
         drain_s=result.drain_s,
     )
+    failures = []
+    if result.drain_s is None:
+        failures.append(
+            f"the backlog was not under {threshold:.0f} ms for good within 60 s of the spike"
+        )
     return Outcome(
         samples=samples,
         figures=figures,
@@ -277,6 +284,7 @@ async def spike(options: Options) -> Outcome:
         cores=cores,
         settings=settings,
         logs=rig.logs(),
+        failures=failures,
         result=result,
     )
 
@@ -293,78 +301,3 @@ def drained_at(fine: list[tuple[float, float]], after: float, threshold: float) 
         if all(later < threshold for _, later in rest):
             return t
     return None
-
-
-# -- volume --------------------------------------------------------------------------------
-
-
-async def volume(options: Options) -> Outcome:
-    """Run ``duration`` seconds at each symbol count; memory and latency against the count."""
-    points: list[VolumePoint] = []
-    samples: list[Sample] = []
-    offset = 0.0
-    cores: tuple[int | None, int | None] = (None, None)
-    settings: EngineSettings | None = None
-    logs: dict[str, list[str]] = {}
-    windows: list[Window] = []
-    for count in options.counts:
-        options.note(f"volume: {count} symbols")
-        async with make_rig(options, count) as rig:
-            await warm_up(rig, options)
-            start = rig.measure(f"{count} symbols")
-            await rig.run_for(options.duration)
-            window = rig.log.window(start)
-            cores = rig.cores
-            settings = rig.settings
-            startup = rig.started_live
-            for sample in rig.samples:
-                sample.t = round(sample.t + offset, 3)
-            samples += rig.samples
-            offset = samples[-1].t + 1.0 if samples else offset
-        windows.append(window)
-        for name, lines in rig.logs().items():
-            logs.setdefault(name, []).extend([f"--- {count} symbols", *lines])
-        points.append(
-            VolumePoint(
-                symbols=count,
-                book_max_levels=settings.book_max_levels if settings else None,
-                bar_history=settings.bar_history if settings else None,
-                ceiling_mb=settings.ceiling_mb if settings else None,
-                startup_s=_round(startup, 2),
-                rss_peak_mb=window.peak("rss_mb"),
-                rss_final_mb=window.samples[-1].rss_mb if window.samples else None,
-                sim_rss_mb=window.peak("sim_rss_mb"),
-                signal_p99_us=_round(window.signal.percentile(99)),
-                ws_p99_us=_round(window.state.percentile(99)),
-                cpu_pct=_round(window.mean("cpu_pct")),
-                delivered=_round(window.mean("delivered")),
-            )
-        )
-    every = [figures_of(w, options.rate) for w in windows]
-    figures = Figures(
-        rss_peak_mb=_worst([f.rss_peak_mb for f in every], max),
-        cpu_mean_pct=_worst([f.cpu_mean_pct for f in every], max),
-        signal_p99_us=_worst([f.signal_p99_us for f in every], max),
-        ws_p99_us=_worst([f.ws_p99_us for f in every], max),
-        delivered_mean=_worst([f.delivered_mean for f in every], min),
-        asked=options.rate,
-        cpu_note="the worst symbol count",
-    )
-    summary: dict[str, Any] = {}
-    for point in points:
-        summary[f"rss_peak_mb@{point.symbols}"] = _round(point.rss_peak_mb)
-        summary[f"signal_p99_us@{point.symbols}"] = point.signal_p99_us
-    return Outcome(
-        samples=samples,
-        figures=figures,
-        summary=summary,
-        cores=cores,
-        settings=settings,
-        logs=logs,
-        result=points,
-    )
-
-
-def _worst(values: list[float | None], pick: Callable[[list[float]], float]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return pick(kept) if kept else None

@@ -109,6 +109,9 @@ class SpikeResult(msgspec.Struct, kw_only=True):
     spike_rate: float
     seconds: float
     delivered_spike: float | None
+    reached: (
+        bool  # delivered ≥ 90 % of the spike rate (else the simulator or the machine fell short)
+    )
     peak_signal_p99_us: float | None
     peak_signal_max_us: float | None
     peak_backlog_ms: float | None
@@ -145,6 +148,8 @@ class VolumePoint(msgspec.Struct, kw_only=True):
     ws_p99_us: float | None
     cpu_pct: float | None
     delivered: float | None
+    wait_pct: float | None = None  # the engine waiting for its core (other work on the machine)
+    error: str | None = None  # why this count could not be measured
 
 
 class ChaosFault(msgspec.Struct, kw_only=True):

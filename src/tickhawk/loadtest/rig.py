@@ -55,11 +55,13 @@ class Rig:
         seed: int = 7,
         pin: bool = True,
         rest_weight_budget: int | None = None,
+        engine_overrides: dict[str, float | int | bool | str] | None = None,
         on_sample: Callable[[Sample], None] | None = None,
     ) -> None:
         self.n_symbols = symbols
         self.seed = seed
         self.rest_weight_budget = rest_weight_budget
+        self.engine_overrides = dict(engine_overrides or {})
         self.settings: EngineSettings | None = None
         self.controller = RateController(rate)
         self.cores = choose_cores(pin)
@@ -87,8 +89,10 @@ class Rig:
         await self._group.__aenter__()
         try:
             await self._start()
-        except BaseException:
+        except BaseException as error:
             await self._close()
+            if isinstance(error, LoadtestError):
+                error.logs = self.logs()
             raise
         return self
 
@@ -99,6 +103,8 @@ class Rig:
         trace: TracebackType | None,
     ) -> None:
         await self._close()
+        if isinstance(error, LoadtestError):
+            error.logs = self.logs()
 
     async def _close(self) -> None:
         """Stop both children; their readers end at end of file, and the task group with them.
@@ -122,7 +128,10 @@ class Rig:
         self.symbols = ready.symbols
         self.ws_port = int(ready.ws_url.rsplit(":", 1)[1])
         self.settings = size_engine(
-            ready.symbols, STREAMS, rest_weight_budget=self.rest_weight_budget
+            ready.symbols,
+            STREAMS,
+            rest_weight_budget=self.rest_weight_budget,
+            overrides=self.engine_overrides,
         )
         if not fits(self.settings):
             raise LoadtestError(

@@ -19,7 +19,7 @@ from tickhawk.budget import estimate
 from tickhawk.config import parse_config
 from tickhawk.presets import fast_config_data
 
-__all__ = ["EngineSettings", "engine_data", "fits", "size_engine"]
+__all__ = ["EngineSettings", "engine_data", "fits", "parse_override", "size_engine"]
 
 #: (book.max_levels, engine.bar_history), largest first.
 _STEPS = (
@@ -45,6 +45,7 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     budget_mb: float = 0.0  # resources.memory_budget_mb it must fit
     signal_cooldown_s: float = 0.5  # more signals than the demo's 2 s: more latency samples
     rest_weight_budget: int | None = None  # [rest] weight_budget (None: the engine's default)
+    overrides: dict[str, float | int | bool | str] = {}  # --engine KEY=VALUE, applied last
 
 
 def engine_data(
@@ -62,13 +63,52 @@ def engine_data(
     data["book"] = {"max_levels": settings.book_max_levels}
     if settings.rest_weight_budget is not None:
         data["rest"] = {"weight_budget": settings.rest_weight_budget}
+    for key, value in settings.overrides.items():
+        *path, last = key.split(".")
+        table = data
+        for part in path:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ValueError(f"--engine {key}: {part} is not a table of the configuration")
+        table[last] = value
     return data
 
 
+def parse_override(text: str) -> tuple[str, float | int | bool | str]:
+    """Return ``(dotted.key, value)`` of ``--engine KEY=VALUE`` (numbers and true/false typed)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ValueError(
+            f"--engine {text!r}: use SECTION.KEY=VALUE, e.g. connection.stale_floor_s=30"
+        )
+    raw = raw.strip()
+    value: float | int | bool | str
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw
+    return key, value
+
+
 def size_engine(
-    symbols: list[str], streams: list[str], *, rest_weight_budget: int | None = None
+    symbols: list[str],
+    streams: list[str],
+    *,
+    rest_weight_budget: int | None = None,
+    overrides: dict[str, float | int | bool | str] | None = None,
 ) -> EngineSettings:
-    """Return the largest preset settings whose memory ceiling fits the budget (else the least)."""
+    """Return the largest preset settings whose memory ceiling fits the budget (else the least).
+
+    Raise ``ValueError`` (from :class:`~tickhawk.config.ConfigError`) when an
+    override makes the configuration invalid.
+    """
     settings = EngineSettings(book_max_levels=0, bar_history=0, ceiling_mb=0.0)
     for levels, bars in _STEPS:
         settings = EngineSettings(
@@ -76,6 +116,7 @@ def size_engine(
             bar_history=bars,
             ceiling_mb=0.0,
             rest_weight_budget=rest_weight_budget,
+            overrides=dict(overrides or {}),
         )
         ceiling = estimate(parse_config(engine_data(symbols, streams, settings)))
         settings = msgspec.structs.replace(

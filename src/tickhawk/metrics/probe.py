@@ -14,7 +14,7 @@ probe time every message for the rest of the second.
 
 Costs: the feed pays one integer comparison per message. A timed message goes
 through handlers built over :class:`ProbedSink`, which stamps the moment the
-symbol state returns; its stamps are appended to a buffer as one tuple, and
+symbol state returns; its six stamps are appended to a flat buffer, and
 :meth:`StageProbe.flush` bins the buffer into the histograms with numpy when
 the metrics task (or a reader) asks, or when it holds ``capacity`` samples.
 """
@@ -31,8 +31,9 @@ from tickhawk.model import BookUpdate, Quote, Trade
 
 __all__ = ["ProbedSink", "StageProbe"]
 
-#: (t_recv, t_decoded, t_state, ts_event, ts_recv, weight); t_decoded 0: no state stage.
-_Stamps = tuple[int, int, int, int, int, int]
+#: Stamps kept per timed message, flat in the buffer: t_recv, t_decoded, t_state,
+#: ts_event, ts_recv, weight (t_decoded 0: the message reached no symbol state).
+_STAMPS = 6
 
 
 class StageProbe:
@@ -92,7 +93,7 @@ class StageProbe:
         self.spent = 0
         self.max_gap = max_gap
         self.sampled = 0
-        self._pending: list[_Stamps] = []
+        self._pending: list[int] = []
         self._weight = 1
         self._t_decoded = 0
         self._t_state = 0
@@ -132,14 +133,20 @@ class StageProbe:
         """Keep the stamps of the sampled message received at ``t_recv`` (perf ns)."""
         self.sampled += 1
         t_state = self._t_state
+        pending = self._pending
         if t_state:
-            stamps = (t_recv, self._t_decoded, t_state, self._ts_event, self._ts_recv, self._weight)
+            pending += (
+                t_recv,
+                self._t_decoded,
+                t_state,
+                self._ts_event,
+                self._ts_recv,
+                self._weight,
+            )
             self._t_state = 0
         else:  # rejected, a control reply, a venue kline: handled, but no state stage
-            stamps = (t_recv, 0, perf_counter_ns(), 0, 0, self._weight)
-        pending = self._pending
-        pending.append(stamps)
-        if len(pending) >= self.capacity:
+            pending += (t_recv, 0, perf_counter_ns(), 0, 0, self._weight)
+        if len(pending) >= self.capacity * _STAMPS:
             self.flush()
 
     def flush(self) -> None:
@@ -148,7 +155,7 @@ class StageProbe:
         if not pending:
             return
         self._pending = []
-        table = np.array(pending, dtype=np.int64)
+        table = np.array(pending, dtype=np.int64).reshape(-1, _STAMPS)
         t_recv, t_decoded, t_state, ts_event, ts_recv, weight = table.T
         self.recv_to_handled.record_many(t_state - t_recv, weight)
         staged = t_decoded != 0
