@@ -205,7 +205,7 @@ class SlidingHistogram:
         count = int(counts.sum())
         samples = int(self._slot_samples.sum()) + self._current_samples
         if count == 0:
-            return StageStats(window_s=float(self.window_s))
+            return StageStats(window_s=float(self.window_s), negative=self.negative)
         top = self.window_max()
         p50, p90, p99, p999 = percentiles_from_counts(counts, (50, 90, 99, 99.9), top)
         return StageStats(
@@ -217,4 +217,5 @@ class SlidingHistogram:
             max_us=top / 1000.0,
             samples=samples,
             window_s=float(self.window_s),
+            negative=self.negative,
         )

@@ -55,6 +55,7 @@ class StageStats(msgspec.Struct, kw_only=True):
     max_us: float = 0.0
     samples: int = 0
     window_s: float = 0.0
+    negative: int = 0  # readings below zero (clock skew), recorded as 0; since start
 
 
 class QueueStats(msgspec.Struct, kw_only=True):

@@ -188,7 +188,10 @@ class BinanceFeed:
         handler = None
         if payload.startswith(_PREFIX):
             end = payload.find(b'"', _PREFIX_LEN)
-            handler = self._probed_routes.get(payload[_PREFIX_LEN:end])
+            name = payload[_PREFIX_LEN:end]
+            handler = self._probed_routes.get(name)
+            if handler is not None:
+                self.last_seen[name] = t_recv
         if handler is not None:
             handler(payload, t_recv, ts_recv)
         else:
