@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Callable
 
 import msgspec
 import pytest
 from aiohttp import web
 
+from polling import poll as _poll
 from tickhawk.config import ConfigError, parse_config
 from tickhawk.metrics.alerts import AlertEngine, AlertEvent, Rule, WebhookSender, build_rules
 from tickhawk.metrics.settings import RULES, AlertsConfig, RuleConfig
@@ -251,14 +251,6 @@ def test_rule_objects_can_be_driven_directly() -> None:
 
 
 # -- webhook -----------------------------------------------------------------------
-
-
-async def _poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def _receiver(status: int = 200) -> tuple[web.AppRunner, str, list[bytes]]:

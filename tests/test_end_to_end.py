@@ -6,26 +6,17 @@ Every trade the simulator sends is processed exactly once, and signals arrive.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
-from collections.abc import Callable
 
 import msgspec
 
+from polling import poll
 from tickhawk.app.live import LiveApp
 from tickhawk.metrics.snapshot import Snapshot
 from tickhawk.model import Signal, Trade
 from tickhawk.net.session import SessionState
 from tickhawk.presets import fast_config
 from tickhawk.sim import SimConfig, Simulator
-
-
-async def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def scenario() -> None:

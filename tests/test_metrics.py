@@ -9,7 +9,6 @@ import random
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -17,6 +16,7 @@ import numpy as np
 import psutil
 import pytest
 
+from polling import poll as _poll
 from tickhawk.app.replay import market_of, streams_in
 from tickhawk.capture import load_capture
 from tickhawk.config import ConfigError, parse_config
@@ -452,11 +452,3 @@ def test_bad_metrics_and_alerts_config_is_one_line(table: dict[str, object], mes
     with pytest.raises(ConfigError) as caught:
         parse_config(data)
     assert message in str(caught.value) and "\n" not in str(caught.value)
-
-
-async def _poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)

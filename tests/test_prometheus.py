@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from polling import poll
 from tickhawk.app.live import LiveApp
 from tickhawk.cli import main
 from tickhawk.config import parse_config
@@ -37,14 +36,6 @@ CONDITIONAL = {
     "tickhawk_rss_slope_low_mb_per_hour",
     "tickhawk_last_recovery_seconds",
 }
-
-
-async def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def parse(text: str) -> Samples:

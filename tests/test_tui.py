@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 from textual import events
 from textual.widgets import Sparkline, Static
 
+from polling import poll
 from tickhawk.app.live import LiveApp
 from tickhawk.app.view import PlainView, make_view
 from tickhawk.metrics.snapshot import (
@@ -41,14 +41,6 @@ from tickhawk.tui.panels import Activity, spark
 from tickhawk.tui.table import Column, TextTable, render_table
 
 STREAMS = ["trade", "bookTicker", "depth@100ms"]
-
-
-async def poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def text_of(static: Static) -> str:
