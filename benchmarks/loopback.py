@@ -45,9 +45,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override an engine setting (VALUE is YAML), e.g. resources.gc_thresholds=[0]",
+    )
+    parser.add_argument(
+        "--sim-batch-ms",
+        type=float,
+        default=2.0,
+        help="how often the simulator writes (tickhawk sim --batch-ms; default 2)",
+    )
     args = parser.parse_args()
     results = [
-        run_once(args.rate, args.seconds, args.symbols, args.warmup) for _ in range(args.runs)
+        run_once(args.rate, args.seconds, args.symbols, args.warmup, args.engine, args.sim_batch_ms)
+        for _ in range(args.runs)
     ]
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     if args.json:

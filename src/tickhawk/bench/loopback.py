@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -36,12 +37,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def config_text(ws_url: str, rest_url: str, symbols: list[str]) -> str:
-    """Return the engine's configuration: the 1-second preset, more signals for latency samples."""
+def config_text(
+    ws_url: str, rest_url: str, symbols: list[str], overrides: Sequence[str] = ()
+) -> str:
+    """Return the engine's configuration: the 1-second preset, more signals for latency samples.
+
+    ``overrides`` are ``SECTION.KEY=VALUE`` settings applied last (VALUE read as YAML).
+    """
     data = fast_config_data(
         symbols, ["trade", "bookTicker", "depth@100ms"], ws_url=ws_url, rest_url=rest_url
     )
     data["strategies"]["momentum"]["cooldown_s"] = 0.5
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        *path, last = key.strip().split(".")
+        if not sep or not path or not last:
+            raise ValueError(f"--engine {override!r}: use SECTION.KEY=VALUE")
+        table = data
+        for part in path:
+            table = table.setdefault(part, {})
+        table[last] = yaml.safe_load(raw)
     return yaml.safe_dump(data)
 
 
@@ -52,13 +67,15 @@ def symbol_names(n: int) -> list[str]:
     return names
 
 
-def start_sim(symbols: list[str], rate: float) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_sim(
+    symbols: list[str], rate: float, batch_ms: float = 2.0
+) -> tuple[subprocess.Popen[bytes], int, int]:
     """Start ``tickhawk sim`` on free loopback ports; return it once it listens."""
     ws_port, rest_port = free_port(), free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "tickhawk.cli", "sim", "--symbols", ",".join(symbols),
          "--rate", str(rate), "--seed", "1", "--ws-port", str(ws_port),
-         "--rest-port", str(rest_port)],
+         "--rest-port", str(rest_port), "--batch-ms", str(batch_ms)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -74,15 +91,27 @@ def start_sim(symbols: list[str], rate: float) -> tuple[subprocess.Popen[bytes],
             time.sleep(0.1)
 
 
-def run_once(rate: float, seconds: float, n_symbols: int, warmup: float) -> dict[str, float]:
+def run_once(
+    rate: float,
+    seconds: float,
+    n_symbols: int,
+    warmup: float,
+    overrides: Sequence[str] = (),
+    batch_ms: float = 2.0,
+) -> dict[str, float]:
     """Run the simulator and the engine for ``warmup + seconds``; return the engine's figures."""
     symbols = symbol_names(n_symbols)
-    sim, ws_port, rest_port = start_sim(symbols, rate)
+    sim, ws_port, rest_port = start_sim(symbols, rate, batch_ms)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = Path(tmp) / "loopback.yaml"
             cfg.write_text(
-                config_text(f"ws://127.0.0.1:{ws_port}", f"http://127.0.0.1:{rest_port}", symbols)
+                config_text(
+                    f"ws://127.0.0.1:{ws_port}",
+                    f"http://127.0.0.1:{rest_port}",
+                    symbols,
+                    overrides,
+                )
             )
             engine = subprocess.Popen(
                 [

@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="close each connection after S seconds (code 1001), as Binance does at 24 h",
     )
     parser.add_argument(
+        "--batch-ms",
+        type=float,
+        default=2.0,
+        help="synthetic mode: write what the model made every this many ms, one write per "
+        "connection (default 2; a client wakes about once per batch)",
+    )
+    parser.add_argument(
         "--status-interval", type=float, default=5.0, help="seconds between status lines"
     )
     parser.add_argument(
@@ -91,6 +98,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
         raise ValueError("--speed applies to --replay only")
     if args.duration is not None and not args.duration > 0:
         raise ValueError("--duration must be a positive number of seconds")
+    if not (math.isfinite(args.batch_ms) and 0.1 <= args.batch_ms <= 1_000):
+        raise ValueError(f"--batch-ms must be from 0.1 to 1000 ms, not {args.batch_ms:g}")
     if not args.status_interval > 0:
         raise ValueError("--status-interval must be a positive number of seconds")
     age = args.max_connection_age
@@ -112,6 +121,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
             faults=faults,
             answer_pings=not args.no_pong,
             max_connection_age_s=age,
+            batch_ms=args.batch_ms,
         )
     except (TypeError, ValueError) as error:
         raise ValueError(str(error)) from None
