@@ -35,6 +35,9 @@ def _run(argv: list[str]) -> int:
         (["--fault", "every=0s drop"], "every must be a positive duration"),
         (["--fault", "rest_error status=404"], "status must be 429, 418 or 500-599"),
         (["--faults", "/nonexistent/faults.txt"], "cannot read --faults"),
+        (["--batch-ms", "0"], "--batch-ms must be from 0.1 to 1000 ms"),
+        (["--batch-ms", "nan"], "--batch-ms must be from 0.1 to 1000 ms"),
+        (["--batch-ms", "5000"], "--batch-ms must be from 0.1 to 1000 ms"),
     ],
 )
 def test_bad_arguments_end_in_one_line(
@@ -43,6 +46,13 @@ def test_bad_arguments_end_in_one_line(
     assert _run(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err and "Traceback" not in err
+
+
+def test_batch_ms_reaches_the_simulator_config() -> None:
+    parser = argparse.ArgumentParser(prog="tickhawk sim")
+    cli.add_arguments(parser)
+    assert cli._config(parser.parse_args([])).batch_ms == 2.0
+    assert cli._config(parser.parse_args(["--batch-ms", "7.5"])).batch_ms == 7.5
 
 
 def test_runs_for_a_duration_and_reports(tmp_path: Path) -> None:
