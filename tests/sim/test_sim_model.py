@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 
 import msgspec
@@ -9,6 +11,8 @@ import numpy as np
 import pytest
 from sim_helpers import START_MS, BookTicker, DepthUpdate, Trade
 
+from polling import poll
+from tickhawk.sim import SimConfig, synthetic
 from tickhawk.sim.bars import CLOSE, COUNT, FIRST, HIGH, LAST, LOW, OPEN, QUOTE, VOLUME
 from tickhawk.sim.market import MarketModel
 from tickhawk.sim.streams import parse_stream
@@ -225,3 +229,37 @@ def test_history_before_start(interval: str) -> None:
     # the history closes at the start price, where the live bars begin
     live = np.searchsorted(opens, START_MS, side="right") - 1
     assert rows[live - 1, CLOSE] == model.specs[0].price_ticks
+
+
+def test_wall_clock_time_catches_up_on_the_time_spent_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without start_time_ms, simulated time is the wall clock, not the clock at construction.
+
+    Building the model (and starting the servers) takes time; the feed must catch up on it
+    or every event time stays that far behind the clock and reads as a backlog downstream.
+    """
+    feed = synthetic.SyntheticFeed(SimConfig(symbols=["BTCUSDT"], rate=100.0, seed=3))
+    start = feed.start_ms
+
+    class _Clock:  # the wall clock 3 s after construction; the rest of ``time`` unchanged
+        perf_counter = staticmethod(time.perf_counter)
+
+        @staticmethod
+        def time() -> float:
+            return start / 1_000.0 + 3.0
+
+    class _Hub:
+        def publish(self, outbox: object) -> None:
+            pass
+
+    monkeypatch.setattr(synthetic, "time", _Clock)
+
+    async def go() -> None:
+        task = asyncio.create_task(feed.run(_Hub()))  # type: ignore[arg-type]
+        try:
+            await poll(lambda: feed.now_ms() >= start + 2_900, 2.0, "simulated time to catch up")
+        finally:
+            task.cancel()
+
+    asyncio.run(go())
