@@ -9,9 +9,11 @@ import asyncio
 from collections import defaultdict
 
 import msgspec
+import pytest
 
 from polling import poll
 from tickhawk.app.live import LiveApp
+from tickhawk.config import ConfigError
 from tickhawk.metrics.snapshot import Snapshot
 from tickhawk.model import Signal, Trade
 from tickhawk.net.session import SessionState
@@ -81,3 +83,24 @@ async def scenario() -> None:
 
 def test_every_trade_sent_is_processed_once_and_signals_arrive() -> None:
     asyncio.run(asyncio.wait_for(scenario(), 90))
+
+
+def test_a_symbol_the_venue_does_not_list_is_refused_at_start() -> None:
+    """A typo in venue.symbols ends the start in one line (it would make the venue refuse all)."""
+
+    async def go() -> None:
+        async with Simulator(SimConfig(symbols=["BTCUSDT"], rate=200.0, seed=3)) as sim:
+            config = fast_config(
+                ["BTCUSDT", "BTCUSTD", "ETHUSDT"],
+                ["trade"],
+                ws_url=sim.ws_url,
+                rest_url=sim.rest_url,
+            )
+            with pytest.raises(ConfigError) as raised:
+                await LiveApp(config).run(duration=5)
+            message = str(raised.value)
+            assert "\n" not in message
+            assert message.startswith("venue.symbols: BTCUSTD, ETHUSDT are not listed by the venue")
+            assert "/api/v3/exchangeInfo" in message and "correct or remove them" in message
+
+    asyncio.run(go())

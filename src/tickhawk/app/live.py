@@ -31,7 +31,7 @@ from tickhawk.model import Signal
 from tickhawk.net.breaker import CircuitBreaker
 from tickhawk.net.session import Reason, SessionEvent, SessionState, WsSession
 from tickhawk.resources import ResourceControl
-from tickhawk.venues.binance.rest import BinanceRest
+from tickhawk.venues.binance.rest import BinanceRest, RestError
 from tickhawk.venues.binance.sequence import BinanceSequence
 
 __all__ = ["LiveApp", "Summary", "add_arguments", "install_event_loop", "run"]
@@ -40,6 +40,8 @@ _log = logging.getLogger("tickhawk.live")
 
 #: Give up warming up after this long and start with cold indicators.
 WARMUP_TIMEOUT_S = 30.0
+#: Give up checking the configured symbols against the venue's list after this long.
+SYMBOL_CHECK_TIMEOUT_S = 15.0
 
 #: Binance allows at most 1024 streams on one connection.
 STREAMS_PER_CONNECTION = 1024
@@ -116,6 +118,33 @@ class LiveApp:
         """Ask a running app to stop, as SIGINT does (the dashboard's quit key)."""
         if self._stop is not None:
             self._stop.set()
+
+    async def check_symbols(self, rest: BinanceRest) -> None:
+        """Refuse symbols the venue does not list (ConfigError); warn of those not trading.
+
+        A symbol the venue does not know would make it refuse the whole
+        connection or subscription batch, good symbols included. If the list
+        cannot be fetched (venue unreachable), start anyway: the sessions'
+        reconnect policy handles that.
+        """
+        wanted = self.config.venue.symbols
+        try:
+            listed = await asyncio.wait_for(rest.listed_symbols(), SYMBOL_CHECK_TIMEOUT_S)
+        except (RestError, TimeoutError) as exc:
+            _log.warning("could not check the symbols against the venue (%s); going on", exc)
+            return
+        unknown = [symbol for symbol in wanted if symbol not in listed]
+        if unknown:
+            where = f"{rest.base_url}{rest.prefix}/exchangeInfo"
+            raise ConfigError(
+                f"venue.symbols: {', '.join(unknown)} "
+                f"{'is' if len(unknown) == 1 else 'are'} not listed by the venue ({where}); "
+                "correct or remove "
+                f"{'it' if len(unknown) == 1 else 'them'} (symbols are like BTCUSDT)"
+            )
+        halted = [f"{s} ({listed[s]})" for s in wanted if listed[s] not in ("TRADING", "")]
+        if halted:
+            _log.warning("venue.symbols: not trading now: %s", ", ".join(halted))
 
     async def _warm_up(self, rest: BinanceRest, stop: asyncio.Event) -> None:
         """Back-fill bars from REST klines so indicators are valid from the first live bar."""
@@ -341,8 +370,13 @@ class LiveApp:
         with_books = any(s.book_sync is not None for s in self.engine.states.values())
         warm = self.config.warmup.enabled
         with_trades = any("@trade" in s or "@aggTrade" in s for s in self.feed.streams)
-        rest = self._rest() if with_books or warm or with_trades else None
+        client = self._rest()
+        rest: BinanceRest | None = client
         try:
+            await self.check_symbols(client)  # ConfigError for a symbol the venue does not list
+            if not (with_books or warm or with_trades):
+                await client.close()
+                rest = None
             await self.monitor.start(self)  # ListenError if --metrics cannot be served
             if self.monitor.address is not None:
                 host, port = self.monitor.address

@@ -104,7 +104,17 @@ _KlineRow = tuple[int, float, float, float, float, float, int, Any, int, Any, An
 _klines = msgspec.json.Decoder(list[_KlineRow], strict=False)
 _agg = msgspec.json.Decoder(list[AggTradeRow], strict=False)
 _trades = msgspec.json.Decoder(list[TradeRow], strict=False)
+class _ListedSymbol(msgspec.Struct):
+    symbol: str
+    status: str = ""
+
+
+class _ExchangeInfo(msgspec.Struct):
+    symbols: list[_ListedSymbol] = []
+
+
 _time = msgspec.json.Decoder(dict[str, int])
+_exchange_info = msgspec.json.Decoder(_ExchangeInfo)
 _error = msgspec.json.Decoder(_ErrorBody, strict=False)
 
 _T = TypeVar("_T")
@@ -165,11 +175,18 @@ def request_weight(market: str, path: str, params: dict[str, str | int]) -> int:
         if path == "/klines":
             limit = limit or 500
             return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
-        return {"/aggTrades": 20, "/trades": 5, "/historicalTrades": 20}.get(path, 1)
+        weights = {"/aggTrades": 20, "/trades": 5, "/historicalTrades": 20}
+        return weights.get(path, 1)
     if path == "/depth":
         limit = limit or 100
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-    weights = {"/aggTrades": 4, "/klines": 2, "/trades": 25, "/historicalTrades": 25}
+    weights = {
+        "/aggTrades": 4,
+        "/klines": 2,
+        "/trades": 25,
+        "/historicalTrades": 25,
+        "/exchangeInfo": 20,
+    }
     return weights.get(path, 1)
 
 
@@ -379,6 +396,11 @@ class BinanceRest:
     async def depth(self, symbol: str, limit: int = 1000) -> DepthSnapshot:
         """Return the order-book snapshot of ``symbol`` (``lastUpdateId``, bids, asks)."""
         return decode_depth(await self._get("/depth", {"symbol": symbol, "limit": limit}))
+
+    async def listed_symbols(self) -> dict[str, str]:
+        """Return every symbol the venue lists (``/exchangeInfo``) with its status (``TRADING``)."""
+        info = _decode(_exchange_info, await self._get("/exchangeInfo", {}), "exchangeInfo")
+        return {entry.symbol: entry.status for entry in info.symbols}
 
     async def server_time_ms(self) -> int:
         """Return the venue's clock (``/time``) in epoch ms."""
