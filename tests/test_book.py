@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -12,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickhawk.app.replay import replay, streams_in
-from tickhawk.book.l2 import L2Book
+from tickhawk.bench.data import depth_items
+from tickhawk.book import l2
+from tickhawk.book.l2 import CompiledL2Book, L2Book, PythonL2Book
 from tickhawk.book.sync import BookEvent, BookState, BookSync
 from tickhawk.capture import load_capture
 from tickhawk.engine import Engine
@@ -191,7 +196,16 @@ def test_stale_then_live_again() -> None:
     assert events[-1] == ("live", "updates resumed")
 
 
-# -- the L2 book against a naive reference ------------------------------------------------------
+# -- the L2 book against a naive reference, both implementations -------------------------------
+
+BOOKS = [
+    pytest.param(PythonL2Book, id="python"),
+    pytest.param(
+        CompiledL2Book,
+        id="compiled",
+        marks=pytest.mark.skipif(CompiledL2Book is None, reason="C extension not built"),
+    ),
+]
 
 levels = st.lists(
     st.tuples(
@@ -210,12 +224,24 @@ def apply_naive(side: dict[float, float], changes: list[tuple[float, float]]) ->
             side.pop(price, None)
 
 
+def load_naive(snapshot: list[tuple[float, float]]) -> dict[float, float]:
+    return {p: q for p, q in dict(snapshot).items() if q > 0.0}
+
+
+@pytest.mark.parametrize("make_book", BOOKS)
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(levels, levels), max_size=40))
-def test_book_matches_a_naive_dict_book(updates: list[tuple[list, list]]) -> None:
-    book = L2Book(max_levels=100, near=2)  # the cap never binds; near spills and refills often
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
+@given(levels, levels, st.lists(st.tuples(levels, levels), max_size=40))
+def test_book_matches_a_naive_dict_book(
+    make_book: type[L2Book],
+    snapshot_bids: list[tuple[float, float]],
+    snapshot_asks: list[tuple[float, float]],
+    updates: list[tuple[list, list]],
+) -> None:
+    book = make_book(max_levels=100, near=2)  # the cap never binds; near spills and refills often
+    book.load(snapshot_bids, snapshot_asks)
+    bids = load_naive(snapshot_bids)
+    asks = load_naive(snapshot_asks)
+    assert book.bids == bids and book.asks == asks
     for bid_levels, ask_levels in updates:
         book.apply(bid_levels, ask_levels)
         apply_naive(bids, bid_levels)
@@ -234,14 +260,25 @@ def test_book_matches_a_naive_dict_book(updates: list[tuple[list, list]]) -> Non
             assert math.isnan(book.best_ask)
 
 
+@pytest.mark.parametrize("make_book", BOOKS)
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(levels, levels), max_size=40), st.integers(min_value=1, max_value=30))
+@given(
+    levels,
+    levels,
+    st.lists(st.tuples(levels, levels), max_size=40),
+    st.integers(min_value=1, max_value=30),
+)
 def test_a_capped_book_is_exact_above_its_worst_kept_level(
-    updates: list[tuple[list, list]], cap: int
+    make_book: type[L2Book],
+    snapshot_bids: list[tuple[float, float]],
+    snapshot_asks: list[tuple[float, float]],
+    updates: list[tuple[list, list]],
+    cap: int,
 ) -> None:
-    book = L2Book(max_levels=cap, near=2)
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
+    book = make_book(max_levels=cap, near=2)
+    book.load(snapshot_bids, snapshot_asks)
+    bids = load_naive(snapshot_bids)
+    asks = load_naive(snapshot_asks)
     for bid_levels, ask_levels in updates:
         book.apply(bid_levels, ask_levels)
         apply_naive(bids, bid_levels)
@@ -270,13 +307,124 @@ def test_an_exhausted_side_forces_a_resync() -> None:
     assert ("out_of_sync", "depth_exhausted") in events and not sync.live
 
 
-def test_depth_reads() -> None:
-    book = L2Book()
+@pytest.mark.skipif(CompiledL2Book is None, reason="C extension not built")
+@settings(max_examples=300, deadline=None)
+@given(
+    levels,
+    levels,
+    st.lists(st.tuples(levels, levels), max_size=40),
+    st.integers(min_value=1, max_value=30),
+    st.integers(min_value=1, max_value=4),
+)
+def test_the_compiled_book_behaves_exactly_like_the_pure_python_one(
+    snapshot_bids: list[tuple[float, float]],
+    snapshot_asks: list[tuple[float, float]],
+    updates: list[tuple[list, list]],
+    cap: int,
+    near: int,
+) -> None:
+    assert CompiledL2Book is not None
+    books = [PythonL2Book(max_levels=cap, near=near), CompiledL2Book(max_levels=cap, near=near)]
+
+    def state(book: L2Book) -> tuple[object, ...]:
+        return (
+            list(book.bids.items()),  # the same levels in the same (dict) order
+            list(book.asks.items()),
+            book.levels(3),
+            book.levels(50),
+            book.top(),
+            (book.bid_horizon, book.ask_horizon, book.crossed, book.exhausted, len(book)),
+            book.cumulative(4),
+        )
+
+    def same(python: L2Book, compiled: L2Book) -> bool:
+        # repr: NaN reads alike too. Sums may round differently (Python 3.12 compensates).
+        depth = zip(python.depth_within(500.0), compiled.depth_within(500.0), strict=True)
+        return repr(state(python)) == repr(state(compiled)) and all(
+            math.isclose(a, b, rel_tol=1e-12) for a, b in depth
+        )
+
+    for book in books:
+        book.load(snapshot_bids, snapshot_asks)
+    assert same(*books)
+    for bid_levels, ask_levels in updates:
+        problems = [book.apply(bid_levels, ask_levels) for book in books]
+        assert problems[0] == problems[1]
+        assert same(*books)
+
+
+@pytest.mark.skipif(CompiledL2Book is None, reason="C extension not built")
+@pytest.mark.parametrize("max_levels", [5000, 300])
+def test_both_books_agree_on_the_real_capture(usdm_capture: Path, max_levels: int) -> None:
+    assert CompiledL2Book is not None
+    syncs = [BookSync("BTCUSDT", futures=True, max_levels=max_levels) for _ in range(2)]
+    syncs[0].book = PythonL2Book(max_levels)
+    syncs[1].book = CompiledL2Book(max_levels)
+    for item in depth_items(load_capture(usdm_capture)):
+        if isinstance(item, DepthSnapshot):
+            for sync in syncs:
+                sync.on_snapshot(item)
+            continue
+        assert syncs[0].on_diff(item) == syncs[1].on_diff(item)
+        python, compiled = (sync.book for sync in syncs)
+        assert python.levels(20) == compiled.levels(20)
+        assert (python.bid_horizon, python.ask_horizon) == (
+            compiled.bid_horizon,
+            compiled.ask_horizon,
+        )
+    assert syncs[0].transitions == syncs[1].transitions  # 300 levels run out: a resync
+    assert syncs[0].applied == syncs[1].applied > 1000
+    assert list(syncs[0].book.bids.items()) == list(syncs[1].book.bids.items())
+    assert list(syncs[0].book.asks.items()) == list(syncs[1].book.asks.items())
+
+
+@pytest.mark.parametrize("make_book", BOOKS)
+def test_depth_reads(make_book: type[L2Book]) -> None:
+    book = make_book()
     book.load([(99.0, 1.0), (98.0, 2.0), (90.0, 5.0)], [(101.0, 1.5), (102.0, 2.5), (110.0, 4.0)])
     assert book.top() == (99.0, 1.0, 101.0, 1.5)
     assert book.cumulative(2) == ([1.0, 3.0], [1.5, 4.0])
     assert book.depth_within(200) == (3.0, 4.0)  # mid 100 ± 2 %: 98..102
     assert not book.crossed and len(book) == 6
+
+
+@pytest.mark.parametrize("make_book", BOOKS)
+def test_apply_says_why_the_book_is_broken(make_book: type[L2Book]) -> None:
+    book = make_book(max_levels=2)
+    book.load([(99.0, 1.0), (98.0, 1.0), (97.0, 1.0)], [(101.0, 1.0)])
+    assert book.apply([(99.0, 0.0)], []) is None
+    assert book.apply([(98.0, 0.0)], []) == "depth_exhausted"  # nothing left above 97
+    assert book.apply([(101.5, 1.0)], []) == "crossed"
+    assert book.crossed and not book.exhausted  # 101.5 is above the horizon again
+
+
+@pytest.mark.parametrize("make_book", BOOKS)
+def test_the_sides_read_like_dicts(make_book: type[L2Book]) -> None:
+    book = make_book()
+    book.load([(99.0, 1.0), (98.0, 2.0)], [(101.0, 1.5)])
+    book.apply([(97.0, 4.0), (99.0, 3.0)], [])
+    bids = book.bids
+    assert isinstance(bids, Mapping) and len(bids) == 3
+    assert list(bids) == [99.0, 98.0, 97.0] and list(bids.values()) == [3.0, 2.0, 4.0]
+    assert list(bids.items()) == [(99.0, 3.0), (98.0, 2.0), (97.0, 4.0)]  # dict order
+    assert bids == {97.0: 4.0, 98.0: 2.0, 99.0: 3.0} and bids != {99.0: 3.0}
+    assert bids[98.0] == bids.get(98) == 2.0 and 99 in bids and 96.0 not in bids
+    assert bids.get(96.0) is None and bids.get("x", -1.0) == -1.0 and "x" not in bids
+    with pytest.raises(KeyError):
+        bids[96.0]
+    assert dict(book.asks) == {101.0: 1.5}
+    book.clear()
+    assert len(bids) == 0 and bids == {} and len(book) == 0
+
+
+def test_the_compiled_book_is_in_use_when_it_was_built() -> None:
+    if importlib.util.find_spec("tickhawk.book._l2core") is None:
+        pytest.skip("the C extension tickhawk.book._l2core was not built (pure-Python book)")
+    if os.environ.get("TICKHAWK_PURE_PYTHON", "") not in ("", "0"):
+        pytest.skip("TICKHAWK_PURE_PYTHON is set: the pure-Python book was asked for")
+    assert CompiledL2Book is not None, "the extension exists but does not import"
+    assert L2Book is CompiledL2Book and l2.IMPLEMENTATION == "compiled"
+    assert type(BookSync("X").book) is CompiledL2Book
 
 
 def test_a_too_old_snapshot_is_an_event_too() -> None:

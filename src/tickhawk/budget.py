@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from tickhawk.bars.history import BarHistory
+from tickhawk.book.l2 import IMPLEMENTATION
 from tickhawk.config import Config, ConfigError
 from tickhawk.indicators.spec import resolve
 from tickhawk.model import parse_interval
@@ -58,6 +59,10 @@ BOOK_BYTES = 1_650
 #: One price level beyond the dict's table: price and quantity floats, its share of the
 #: ordered near keys and allocator slack (the most of books of 200 to 5,000 levels).
 LEVEL_BYTES = 69
+#: The compiled book (``book/_l2core.pyx``): one slot of a side's level table (price and
+#: quantity doubles, two int32 index slots), and a side's fixed part (its 513 near keys).
+COMPILED_SLOT_BYTES = 24
+COMPILED_SIDE_BYTES = 4_400
 #: One indicator set (symbol × interval): its values dict and generated feed functions.
 INDICATOR_SET_BYTES = 3_000
 #: One indicator: its TA-Lib stream state and its line in the generated feeds.
@@ -208,6 +213,12 @@ def dict_table_bytes(entries: int) -> int:
 def book_side_bytes(max_levels: int) -> int:
     """Return what one side of a book holding the most levels ``max_levels`` allows takes."""
     levels = max_levels + max_levels // 10  # L2Book trims only past 10 % slack
+    if IMPLEMENTATION == "compiled":
+        # Its table doubles only when over 3/4 full: at most the power of two ≥ 4/3 × levels.
+        slots = 8
+        while 3 * slots < 4 * levels:
+            slots *= 2
+        return COMPILED_SIDE_BYTES + slots * COMPILED_SLOT_BYTES
     return dict_table_bytes(levels) + levels * LEVEL_BYTES
 
 

@@ -39,6 +39,7 @@ from tickhawk.bench.instructions import (
     count_instructions,
 )
 from tickhawk.bench.measure import Result, measure
+from tickhawk.book.l2 import IMPLEMENTATION
 
 __all__ = ["INSTRUCTION_MESSAGES", "add_arguments", "run", "select"]
 
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             quantities(baseline.cases, baseline.instructions),
             quantities({r.name: r for r in results}, instructions),
             {name: THRESHOLDS[name] for name in _gated(plan.names)},
-            skipped,
+            {**skipped, **_book_skips(baseline)},
         )
     if args.update_baseline:
         command = "tickhawk bench --update-baseline" + (" --macro" if args.macro else "")
@@ -183,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         _note(f"baseline written to {args.baseline}")
         baseline = None  # not compared with itself
     if args.json:
-        out: dict[str, Any] = {"reps": plan.reps, "cases": {r.name: r for r in results}}
+        out: dict[str, Any] = {"reps": plan.reps, "book": IMPLEMENTATION}
+        out["cases"] = {r.name: r for r in results}
         out.update(instructions=instructions, loopback=loopback, gate=verdicts)
         print(msgspec.json.encode(out).decode())
     else:
@@ -206,6 +208,17 @@ def _gated(names: list[str]) -> list[str]:
     """Return the gated quantities the chosen cases measure, and the instruction counts."""
     ratios = [f"ratio.{name}" for name in names if f"ratio.{name}" in THRESHOLDS]
     return ratios + _INSTRUCTION_QUANTITIES
+
+
+def _book_skips(baseline: Baseline) -> dict[str, str]:
+    """Skip the ratios with a book in them when the baseline measured the other L2 book
+    (compiled or pure Python)."""
+    recorded = baseline.environment.get("tickhawk.book")
+    if recorded == IMPLEMENTATION:
+        return {}
+    why = f"the baseline's L2 book is {recorded or 'unrecorded'}, this one {IMPLEMENTATION}"
+    with_book = ("ratio.book.", "ratio.pipeline.")
+    return {name: why for name in THRESHOLDS if name.startswith(with_book)}
 
 
 def _slowdown(items: list[str], names: list[str]) -> dict[str, int]:
@@ -259,7 +272,10 @@ def _loopback(seconds: float) -> dict[str, float]:
 
 def _print_table(results: list[Result], baseline: Baseline | None, reps: int) -> None:
     base = baseline.cases if baseline is not None else {}
-    print(f"tickhawk bench: medians of {reps} repetitions, CPU time per operation")
+    print(
+        f"tickhawk bench: medians of {reps} repetitions, CPU time per operation; "
+        f"L2 book: {IMPLEMENTATION}"
+    )
     if baseline is not None:
         m = baseline.machine
         print(f"baseline: {baseline.recorded[:10]}, {m.get('cpu')}, Python {m.get('python')}")

@@ -4,7 +4,8 @@ Per-operation times are the recording machine's and only informative
 elsewhere; the same-run ratios and the instruction counts are what the gate
 compares. Instruction counts depend on the interpreter and the compiled
 libraries, so the baseline keeps their versions (:func:`environment`) and the
-gate compares counts only where they match.
+gate compares counts only where they match; likewise the book's ratios only
+where the L2 book is the same (compiled or pure Python).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgspec
 
 from tickhawk.bench.instructions import InstructionCount
 from tickhawk.bench.measure import Result
+from tickhawk.book.l2 import IMPLEMENTATION
 
 __all__ = ["Baseline", "BaselineError", "environment", "machine", "read_baseline", "write_baseline"]
 
@@ -70,6 +72,7 @@ def environment() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "absent"
+    out["tickhawk.book"] = IMPLEMENTATION  # the compiled L2 book or its pure-Python fallback
     return out
 
 

@@ -16,15 +16,28 @@ side's *horizon*, the best price ever left out: levels strictly better than
 it are exact. If deletions ever bring a side's best level to its horizon the
 top of book could be wrong, and :attr:`L2Book.exhausted` says so; the sync
 treats it like a gap and fetches a new snapshot.
+
+Two implementations, one behaviour: :class:`PythonL2Book` here, and the same
+algorithm compiled (``tickhawk/book/_l2core.pyx``, built by ``pip install``
+when a C compiler is there; its levels live in a C hash table and ``bids`` /
+``asks`` are read-only mappings instead of dicts). :data:`L2Book` is the
+compiled one when it imports, else the pure-Python one; set
+``TICKHAWK_PURE_PYTHON=1`` to force the pure one. :data:`IMPLEMENTATION`
+says which is in use.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["L2Book"]
+if TYPE_CHECKING:
+    from tickhawk.book import _l2core
+
+__all__ = ["IMPLEMENTATION", "CompiledL2Book", "L2Book", "PythonL2Book"]
 
 
 class _Side:
@@ -47,7 +60,8 @@ class _Side:
     def load(self, levels: Iterable[tuple[float, float]], cap: int) -> None:
         self.clear()
         sign = self.sign
-        ordered = sorted(((sign * p, p, q) for p, q in levels if q > 0.0), reverse=True)
+        last = dict(levels)  # a price given twice: the last one counts, as in apply
+        ordered = sorted(((sign * p, p, q) for p, q in last.items() if q > 0.0), reverse=True)
         if len(ordered) > cap:
             self.horizon_key = ordered[cap][0]
             del ordered[cap:]
@@ -139,8 +153,8 @@ class _Side:
         return sorted((sign * p for p in self.levels), reverse=True)[:n]
 
 
-class L2Book:
-    """One symbol's aggregated price levels.
+class PythonL2Book:
+    """One symbol's aggregated price levels (pure Python).
 
     ``bids`` and ``asks`` map price to quantity. ``max_levels`` bounds each
     side; ``near`` is how many top levels are kept in order for O(1) reads.
@@ -154,8 +168,8 @@ class L2Book:
         self.max_levels = max_levels
         self._bids = _Side(1.0, near)
         self._asks = _Side(-1.0, near)
-        self.bids = self._bids.levels
-        self.asks = self._asks.levels
+        self.bids: Mapping[float, float] = self._bids.levels
+        self.asks: Mapping[float, float] = self._asks.levels
 
     # -- changes ----------------------------------------------------------------
 
@@ -171,12 +185,29 @@ class L2Book:
         self._bids.load(bids, self.max_levels)
         self._asks.load(asks, self.max_levels)
 
-    def apply(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> None:
-        """Apply level changes: ``qty`` is the new total at ``price``; 0 removes the level."""
+    def apply(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> str | None:
+        """Apply level changes: ``qty`` is the new total at ``price``; 0 removes the level.
+
+        Return why the book can no longer be trusted, ``"crossed"`` or
+        ``"depth_exhausted"`` (see :attr:`crossed`, :attr:`exhausted`), else None.
+        """
+        bid_side = self._bids
+        ask_side = self._asks
         if bids:
-            self._bids.apply(bids, self.max_levels)
+            bid_side.apply(bids, self.max_levels)
         if asks:
-            self._asks.apply(asks, self.max_levels)
+            ask_side.apply(asks, self.max_levels)
+        bid_keys = bid_side.keys
+        ask_keys = ask_side.keys
+        if bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]:
+            return "crossed"
+        horizon = bid_side.horizon_key  # -inf until levels were left out
+        if horizon > -math.inf and (not bid_keys or bid_keys[-1] <= horizon):
+            return "depth_exhausted"
+        horizon = ask_side.horizon_key
+        if horizon > -math.inf and (not ask_keys or ask_keys[-1] <= horizon):
+            return "depth_exhausted"
+        return None
 
     # -- reads --------------------------------------------------------------------
 
@@ -268,3 +299,25 @@ class L2Book:
             total += qty
             out_asks.append(total)
         return out_bids, out_asks
+
+
+def _compiled() -> type[_l2core.L2Book] | None:
+    try:
+        from tickhawk.book import _l2core
+    except ImportError:  # not built (no C compiler at install time): pure Python
+        return None
+    return _l2core.L2Book
+
+
+#: The compiled book when its extension was built and imports, else None.
+CompiledL2Book = _compiled()
+
+if TYPE_CHECKING:
+    L2Book = PythonL2Book  # the compiled book has the same API (tests/test_book.py)
+elif CompiledL2Book is None or os.environ.get("TICKHAWK_PURE_PYTHON", "") not in ("", "0"):
+    L2Book = PythonL2Book
+else:
+    L2Book = CompiledL2Book
+
+#: Which book :data:`L2Book` is: ``"compiled"`` (the C extension) or ``"python"``.
+IMPLEMENTATION = "python" if L2Book is PythonL2Book else "compiled"

@@ -146,16 +146,12 @@ class BookSync:
             if not chained:
                 self._resync("gap", update)
                 return False
-            self.book.apply(update.bids, update.asks)
+            problem = self.book.apply(update.bids, update.asks)  # crossed, depth_exhausted
             self.last_id = update.last_id
             self.last_ts = update.ts_recv
             self.applied += 1
-            book = self.book
-            if book.crossed:
-                self._resync("crossed", None)
-                return False
-            if book.exhausted:
-                self._resync("depth_exhausted", None)
+            if problem is not None:
+                self._resync(problem, None)
                 return False
             if state is BookState.STALE:
                 self._move(BookState.LIVE, "updates resumed", update.last_id, update.ts_recv)
@@ -212,11 +208,11 @@ class BookSync:
             self._move(BookState.SYNCING, "snapshot_too_old", update.last_id, update.ts_recv)
             self._ask_snapshot()
             return False
-        self.book.apply(update.bids, update.asks)
+        problem = self.book.apply(update.bids, update.asks)
         self.last_id = update.last_id
         self.last_ts = update.ts_recv
         self.applied += 1
-        if self.book.crossed:
+        if problem == "crossed":  # an exhausted side shows on the next diff
             self._resync("crossed", None)
             return False
         self._move(BookState.LIVE, "bridged", update.last_id, update.ts_recv)
