@@ -104,6 +104,8 @@ _KlineRow = tuple[int, float, float, float, float, float, int, Any, int, Any, An
 _klines = msgspec.json.Decoder(list[_KlineRow], strict=False)
 _agg = msgspec.json.Decoder(list[AggTradeRow], strict=False)
 _trades = msgspec.json.Decoder(list[TradeRow], strict=False)
+
+
 class _ListedSymbol(msgspec.Struct):
     symbol: str
     status: str = ""
