@@ -818,9 +818,18 @@ def test_a_failing_listener_is_counted_and_the_session_goes_on() -> None:
 
 
 def test_a_refused_subscribe_is_counted_and_logged_with_the_venues_message(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An unknown symbol among 224 streams: the venue refuses its SUBSCRIBE batch, every time."""
+    """An unknown symbol among 224 streams: the venue refuses its SUBSCRIBE batch, every time.
+
+    The start-up check refuses a symbol the venue does not list, so it is skipped here: this
+    is a symbol delisted after the start, which the venue refuses on every (re)subscription.
+    """
+
+    async def listed_at_start(self: LiveApp, rest: object) -> None:
+        pass
+
+    monkeypatch.setattr(LiveApp, "check_symbols", listed_at_start)
 
     async def scenario() -> None:
         sim_config = SimConfig(n_symbols=111, rate=3000.0, seed=6, start_time_ms=START_MS)
