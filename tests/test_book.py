@@ -18,7 +18,7 @@ from tickhawk.app.replay import replay, streams_in
 from tickhawk.bench.data import depth_items
 from tickhawk.book import l2
 from tickhawk.book.l2 import CompiledL2Book, L2Book, PythonL2Book
-from tickhawk.book.sync import BookEvent, BookState, BookSync
+from tickhawk.book.sync import BookEvent, BookState, BookSync, guess_limit
 from tickhawk.capture import load_capture
 from tickhawk.engine import Engine
 from tickhawk.model import BookUpdate
@@ -26,7 +26,9 @@ from tickhawk.presets import fast_config
 from tickhawk.venues.binance.schema import DepthSnapshot
 
 
-def run_capture(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[int, bytes]]]:
+def run_capture(
+    path: Path,
+) -> tuple[dict[int, tuple[float, float]], list[tuple[int, bytes]], BookSync]:
     """Replay a capture through the pipeline; return the book's top after each applied diff."""
     messages = load_capture(path)
     streams = streams_in(messages)
@@ -37,8 +39,10 @@ def run_capture(path: Path) -> tuple[dict[int, tuple[float, float]], list[tuple[
     def on_book(update: BookUpdate, book: L2Book) -> None:
         tops[update.last_id] = (book.best_bid, book.best_ask)
 
-    replay(messages, config, streams=streams, on_book=on_book)
-    return tops, messages
+    engine, *_ = replay(messages, config, streams=streams, on_book=on_book)
+    sync = engine.states["BTCUSDT"].book_sync
+    assert sync is not None
+    return tops, messages, sync
 
 
 @pytest.mark.parametrize("capture", ["usdm", "spot"])
@@ -46,7 +50,7 @@ def test_book_matches_every_book_ticker_of_the_same_update(
     capture: str, usdm_capture: Path, spot_capture: Path
 ) -> None:
     path = usdm_capture if capture == "usdm" else spot_capture
-    tops, messages = run_capture(path)
+    tops, messages, _ = run_capture(path)
     pairs = matched = 0
     for _, payload in messages:
         if b"@bookTicker" not in payload[:40]:
@@ -60,6 +64,31 @@ def test_book_matches_every_book_ticker_of_the_same_update(
     print(f"{capture}: {pairs} bookTickers carry the id of an applied diff")
     assert pairs >= 300, pairs  # several hundred exchange-given truths
     assert matched == pairs  # 100 %
+
+
+@pytest.mark.parametrize("capture", ["usdm", "spot"])
+def test_a_capture_book_resyncs_once_its_price_leaves_the_snapshot(
+    capture: str, usdm_capture: Path, spot_capture: Path
+) -> None:
+    """The capture's one snapshot holds 1,000 levels a side (a Binance limit: cut there).
+
+    The price falls below its worst bid after 217 s (USD-M) / 260 s (spot): from
+    then on the book cannot know the untouched levels it reaches, so it
+    resyncs, once (a capture has no second snapshot), and never showed a top
+    beyond the snapshot's edge.
+    """
+    tops, messages, sync = run_capture(usdm_capture if capture == "usdm" else spot_capture)
+    snapshot = next(p for _, p in messages if p.startswith(b'{"lastUpdateId"'))
+    decoded = msgspec.json.decode(snapshot, type=DepthSnapshot, strict=False)
+    assert len(decoded.bids) == len(decoded.asks) == 1000
+    assert sync.transitions == {
+        "live:bridged": 1,
+        "out_of_sync:depth_exhausted": 1,
+        "syncing:depth_exhausted": 1,
+    }
+    assert min(bid for bid, _ in tops.values()) >= decoded.bids[-1][0]
+    assert max(ask for _, ask in tops.values()) <= decoded.asks[-1][0]
+    assert sync.applied > 2000
 
 
 def _depth_lines(messages: list[tuple[int, bytes]]) -> list[int]:
@@ -307,6 +336,133 @@ def test_an_exhausted_side_forces_a_resync() -> None:
     assert ("out_of_sync", "depth_exhausted") in events and not sync.live
 
 
+def cut(side: dict[float, float], limit: int, best_first: bool) -> list[tuple[float, float]]:
+    """Return what a venue answers for ``limit``: the best ``limit`` levels of the true side."""
+    return sorted(side.items(), reverse=best_first)[:limit]
+
+
+@pytest.mark.parametrize("make_book", BOOKS)
+@settings(max_examples=300, deadline=None)
+@given(
+    levels,
+    levels,
+    st.lists(st.tuples(levels, levels), max_size=40),
+    st.integers(min_value=1, max_value=8),
+    st.sampled_from([100, 6, 3]),
+)
+def test_a_cut_snapshot_is_exact_down_to_its_worst_level_and_no_further(
+    make_book: type[L2Book],
+    true_bids: list[tuple[float, float]],
+    true_asks: list[tuple[float, float]],
+    updates: list[tuple[list, list]],
+    limit: int,
+    cap: int,
+) -> None:
+    """The naive dict is the venue's whole book; the snapshot is its best ``limit`` levels."""
+    bids = load_naive(true_bids)
+    asks = load_naive(true_asks)
+    book = make_book(max_levels=cap, near=2)
+    book.load(cut(bids, limit, True), cut(asks, limit, False), limit=limit)
+    if cap >= limit:  # no trim: the horizon is the snapshot's edge, or none
+        worst_bid = min(p for p, _ in cut(bids, limit, True)) if bids else math.nan
+        worst_ask = max(p for p, _ in cut(asks, limit, False)) if asks else math.nan
+        cut_bids, cut_asks = len(bids) >= limit, len(asks) >= limit
+        assert book.bid_horizon == (math.nextafter(worst_bid, -math.inf) if cut_bids else -math.inf)
+        assert book.ask_horizon == (math.nextafter(worst_ask, math.inf) if cut_asks else math.inf)
+    for bid_levels, ask_levels in [([], []), *updates]:
+        problem = book.apply(bid_levels, ask_levels)
+        apply_naive(bids, bid_levels)
+        apply_naive(asks, ask_levels)
+        # The book holds exactly the true levels strictly better than its horizon.
+        exact_bids = {p: q for p, q in bids.items() if p > book.bid_horizon}
+        exact_asks = {p: q for p, q in asks.items() if p < book.ask_horizon}
+        assert book.bids == exact_bids and book.asks == exact_asks
+        top_bids, top_asks = book.levels(5)
+        assert top_bids == sorted(exact_bids.items(), reverse=True)[:5]
+        assert top_asks == sorted(exact_asks.items())[:5]
+        assert problem == (
+            "crossed" if book.crossed else "depth_exhausted" if book.exhausted else None
+        )
+        if not book.exhausted:  # then the top of book is the truth
+            assert book.best_bid == max(bids) if bids else math.isnan(book.best_bid)
+            assert book.best_ask == min(asks) if asks else math.isnan(book.best_ask)
+        if book.bids and book.asks:
+            mid = 0.5 * (book.best_bid + book.best_ask)
+            low, high = mid * (1.0 - 0.05), mid * (1.0 + 0.05)  # 500 bps
+            depth_bid, depth_ask = book.depth_within(500.0)
+            # a number only when the band is all exact, and then the true depth
+            assert math.isnan(depth_bid) == (low <= book.bid_horizon)
+            assert math.isnan(depth_ask) == (high >= book.ask_horizon)
+            if not math.isnan(depth_bid):
+                assert math.isclose(depth_bid, sum(q for p, q in bids.items() if p >= low))
+            if not math.isnan(depth_ask):
+                assert math.isclose(depth_ask, sum(q for p, q in asks.items() if p <= high))
+
+
+@pytest.mark.parametrize("make_book", BOOKS)
+def test_the_worst_level_of_a_cut_snapshot_is_exact_the_next_is_not(
+    make_book: type[L2Book],
+) -> None:
+    book = make_book()
+    book.load([(99.0, 1.0), (98.0, 2.0), (97.0, 3.0)], [(101.0, 1.0), (102.0, 2.0)], limit=3)
+    # Bids: three levels for limit 3, cut. Asks: two, the venue had no more.
+    assert book.bid_horizon == math.nextafter(97.0, -math.inf) and book.ask_horizon == math.inf
+    assert book.bid_horizon < 97.0 and not math.nextafter(97.0, -math.inf) > book.bid_horizon
+    assert book.apply([(99.0, 0.0), (96.5, 4.0)], [(110.0, 1.0)]) is None
+    assert dict(book.bids) == {98.0: 2.0, 97.0: 3.0}  # 96.5: beyond the edge, not kept
+    assert book.levels(5) == (
+        [(98.0, 2.0), (97.0, 3.0)],
+        [(101.0, 1.0), (102.0, 2.0), (110.0, 1.0)],
+    )
+    assert book.apply([(98.0, 0.0)], []) is None  # down to the edge: 97 is still exact
+    assert book.top()[:2] == (97.0, 3.0) and not book.exhausted
+    assert book.levels(5)[0] == [(97.0, 3.0)] and book.cumulative(5)[0] == [3.0]
+    assert book.apply([(97.0, 0.0)], []) == "depth_exhausted"  # past it: unknown
+    assert book.exhausted and book.levels(5)[0] == [] and math.isnan(book.best_bid)
+    assert book.apply([(96.0, 1.0)], []) == "depth_exhausted"  # still beyond the edge
+    assert book.apply([(97.0, 1.5)], []) is None and book.top()[:2] == (97.0, 1.5)
+    book.load([(99.0, 1.0), (98.0, 2.0)], [(101.0, 1.0)])  # no limit: nothing cut
+    assert (book.bid_horizon, book.ask_horizon) == (-math.inf, math.inf)
+
+
+def test_a_cut_snapshot_emptied_to_its_edge_resyncs() -> None:
+    sync, requests, events = make_sync()
+    snapshot = DepthSnapshot(100, [(99.0, 1.0), (98.0, 1.0), (97.0, 1.0)], [(101.0, 1.0)])
+    sync.on_snapshot(snapshot, limit=3)
+    assert sync.on_diff(diff(101, 101, bids=[(99.0, 0.0), (96.0, 2.0)]))
+    assert sync.on_diff(diff(102, 102, bids=[(98.0, 0.0)]))  # best 97: the edge, exact
+    assert sync.book.levels(5)[0] == [(97.0, 1.0)]  # 96 is beyond it: not shown
+    assert not sync.on_diff(diff(103, 103, bids=[(97.0, 0.0)]))
+    assert events[-2:] == [("out_of_sync", "depth_exhausted"), ("syncing", "depth_exhausted")]
+    assert requests == ["X"] and not sync.live  # a new snapshot is on its way
+
+
+@pytest.mark.parametrize("limit", [1000, None])
+def test_an_uncut_snapshot_never_exhausts_at_its_edge(limit: int | None) -> None:
+    # Three levels for limit 1000 (or unknown, and 3 is no Binance limit): all there was.
+    sync, _, events = make_sync()
+    sync.on_snapshot(DepthSnapshot(100, [(99.0, 1.0), (98.0, 1.0), (97.0, 1.0)], [(101.0, 1.0)]))
+    assert sync.book.bid_horizon == -math.inf
+    assert sync.on_diff(diff(101, 101, bids=[(99.0, 0.0), (98.0, 0.0), (97.0, 0.0)]))
+    assert sync.on_diff(diff(102, 102, bids=[(90.0, 1.0)]))
+    assert sync.live and events == [("live", "bridged")] and sync.book.best_bid == 90.0
+
+
+def test_a_snapshot_of_unknown_limit_is_cut_where_its_deeper_side_has_a_binance_limit() -> None:
+    bids = [(100.0 - i, 1.0) for i in range(1, 6)]  # 5 levels
+    asks = [(100.0 + i, 1.0) for i in range(1, 4)]  # 3 levels
+    assert guess_limit(DepthSnapshot(1, bids, asks)) == 5  # asks: fewer than 5, all there was
+    assert guess_limit(DepthSnapshot(1, bids, asks * 4)) is None  # 12: no Binance limit
+    assert guess_limit(DepthSnapshot(1, bids[:3], asks)) is None
+    sync, _, _ = make_sync()
+    sync.on_snapshot(DepthSnapshot(100, bids, asks))  # a capture's: limit unknown
+    assert sync.book.bid_horizon == math.nextafter(95.0, -math.inf)
+    assert sync.book.ask_horizon == math.inf
+    sync2, _, _ = make_sync()
+    sync2.on_snapshot(DepthSnapshot(100, bids, asks), limit=10)  # asked for 10: nothing cut
+    assert (sync2.book.bid_horizon, sync2.book.ask_horizon) == (-math.inf, math.inf)
+
+
 @pytest.mark.skipif(CompiledL2Book is None, reason="C extension not built")
 @settings(max_examples=300, deadline=None)
 @given(
@@ -315,6 +471,7 @@ def test_an_exhausted_side_forces_a_resync() -> None:
     st.lists(st.tuples(levels, levels), max_size=40),
     st.integers(min_value=1, max_value=30),
     st.integers(min_value=1, max_value=4),
+    st.none() | st.integers(min_value=0, max_value=12),
 )
 def test_the_compiled_book_behaves_exactly_like_the_pure_python_one(
     snapshot_bids: list[tuple[float, float]],
@@ -322,6 +479,7 @@ def test_the_compiled_book_behaves_exactly_like_the_pure_python_one(
     updates: list[tuple[list, list]],
     cap: int,
     near: int,
+    limit: int | None,
 ) -> None:
     assert CompiledL2Book is not None
     books = [PythonL2Book(max_levels=cap, near=near), CompiledL2Book(max_levels=cap, near=near)]
@@ -341,11 +499,11 @@ def test_the_compiled_book_behaves_exactly_like_the_pure_python_one(
         # repr: NaN reads alike too. Sums may round differently (Python 3.12 compensates).
         depth = zip(python.depth_within(500.0), compiled.depth_within(500.0), strict=True)
         return repr(state(python)) == repr(state(compiled)) and all(
-            math.isclose(a, b, rel_tol=1e-12) for a, b in depth
+            math.isclose(a, b, rel_tol=1e-12) or (math.isnan(a) and math.isnan(b)) for a, b in depth
         )
 
     for book in books:
-        book.load(snapshot_bids, snapshot_asks)
+        book.load(snapshot_bids, snapshot_asks, limit=limit)
     assert same(*books)
     for bid_levels, ask_levels in updates:
         problems = [book.apply(bid_levels, ask_levels) for book in books]
@@ -386,6 +544,10 @@ def test_depth_reads(make_book: type[L2Book]) -> None:
     assert book.cumulative(2) == ([1.0, 3.0], [1.5, 4.0])
     assert book.depth_within(200) == (3.0, 4.0)  # mid 100 ± 2 %: 98..102
     assert not book.crossed and len(book) == 6
+    book.load([(99.0, 1.0), (98.0, 2.0), (90.0, 5.0)], [(101.0, 1.5), (102.0, 2.5)], limit=3)
+    assert book.depth_within(500) == (3.0, 4.0)  # 95..105: above the bids' edge 90, exact
+    bid, ask = book.depth_within(1500)  # 85..115: the bids below 90 are not known
+    assert math.isnan(bid) and ask == 4.0  # the asks are all there were
 
 
 @pytest.mark.parametrize("make_book", BOOKS)
@@ -396,6 +558,8 @@ def test_apply_says_why_the_book_is_broken(make_book: type[L2Book]) -> None:
     assert book.apply([(98.0, 0.0)], []) == "depth_exhausted"  # nothing left above 97
     assert book.apply([(101.5, 1.0)], []) == "crossed"
     assert book.crossed and not book.exhausted  # 101.5 is above the horizon again
+    assert book.apply([(97.0, 2.0), (96.0, 1.0)], []) == "crossed"
+    assert dict(book.bids) == {101.5: 1.0}  # at or beyond the horizon 97: not kept
 
 
 @pytest.mark.parametrize("make_book", BOOKS)

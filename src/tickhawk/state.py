@@ -259,10 +259,12 @@ class SymbolState:
         if self.book_sync is not None:
             self.book_sync.invalidate("invalid_level", update_id, ts_recv)
 
-    def on_snapshot(self, snapshot: DepthSnapshot, ts_recv: int = 0) -> None:
-        """Hand a REST depth snapshot to the book sync."""
+    def on_snapshot(
+        self, snapshot: DepthSnapshot, ts_recv: int = 0, limit: int | None = None
+    ) -> None:
+        """Hand a REST depth snapshot (requested with ``limit``; None: unknown) to the book sync."""
         if self.book_sync is not None:
-            self.book_sync.on_snapshot(snapshot, ts_recv)
+            self.book_sync.on_snapshot(snapshot, ts_recv, limit)
 
     @property
     def book(self) -> L2Book | None:

@@ -71,7 +71,10 @@ class BookKeeper:
                     continue
                 self.fetches += 1
                 self._in_flight.discard(symbol)
-                self.engine.states[symbol].on_snapshot(snapshot, time.time_ns())
+                # The limit asked for: a side that long was cut, the book is exact up to it.
+                self.engine.states[symbol].on_snapshot(
+                    snapshot, time.time_ns(), self.snapshot_limit
+                )
                 return
         finally:
             self._in_flight.discard(symbol)

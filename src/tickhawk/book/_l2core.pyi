@@ -26,7 +26,11 @@ class L2Book:
     def __init__(self, max_levels: int = 5000, *, near: int = 256) -> None: ...
     def clear(self) -> None: ...
     def load(
-        self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]
+        self,
+        bids: Iterable[tuple[float, float]],
+        asks: Iterable[tuple[float, float]],
+        *,
+        limit: int | None = None,
     ) -> None: ...
     def apply(
         self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]

@@ -21,7 +21,7 @@ levels of a side in a C hash table instead of a ``dict`` of Python floats:
 from collections.abc import ItemsView, KeysView, Mapping, ValuesView
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.math cimport INFINITY, NAN
+from libc.math cimport INFINITY, NAN, nextafter
 from libc.stdint cimport int32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcpy, memmove, memset
@@ -97,7 +97,7 @@ cdef class _Side:
 
     cdef double sign
     cdef Py_ssize_t near
-    cdef double horizon_key
+    cdef double horizon_key    # levels are exact, and kept, only above it
     # levels: entries in insertion order (holes: qty 0) and their hash index
     cdef Level *entries
     cdef Py_ssize_t count      # live levels
@@ -249,12 +249,14 @@ cdef class _Side:
         self.n_keys = 0
         self.horizon_key = -INFINITY
 
-    cdef int load(self, object levels, Py_ssize_t cap) except -1:
+    cdef int load(self, object levels, Py_ssize_t cap, Py_ssize_t limit) except -1:
+        """Load a snapshot side; ``limit`` < 0: not cut by the venue."""
         cdef double price, qty
-        cdef Py_ssize_t i, n = 0
+        cdef Py_ssize_t i, n = 0, given = 0
         self.clear()
         for item in levels:  # a price given twice: the last one counts, as in apply
             price, qty = item
+            given += 1
             if qty > 0.0:
                 self._set(price, qty)
             else:
@@ -272,6 +274,9 @@ cdef class _Side:
         if n > cap:
             self.horizon_key = ordered[cap].key
             n = cap
+        elif n and 0 <= limit <= given:
+            # Cut by the venue: its worst level is exact, anything strictly worse is not.
+            self.horizon_key = nextafter(ordered[n - 1].key, -INFINITY)
         try:
             for i in range(n):
                 self._set(self.sign * ordered[i].key, ordered[i].qty)
@@ -289,7 +294,8 @@ cdef class _Side:
         cdef double price, qty, key, worst
         if self.n_keys == 0 and self.count:
             self._refill()  # far levels only: the near list must hold the best first
-        worst = keys[0] if self.n_keys else -INFINITY  # far levels are below it
+        # far levels are below the worst near key; nothing at or below the horizon is kept
+        worst = keys[0] if self.n_keys else self.horizon_key
         for item in changes:
             price, qty = item
             if qty != 0.0:
@@ -305,7 +311,7 @@ cdef class _Side:
                             self.n_keys -= near
                             memmove(keys, keys + near, self.n_keys * sizeof(double))
                             worst = keys[0]
-                else:
+                elif key > self.horizon_key:  # else beyond the horizon: not kept
                     self._set(price, qty)
             elif self._delete(price):
                 key = sign * price
@@ -316,7 +322,7 @@ cdef class _Side:
                         memmove(keys + i, keys + i + 1, (self.n_keys - i) * sizeof(double))
                     if self.n_keys == 0 and self.count:
                         self._refill()
-                    worst = keys[0] if self.n_keys else -INFINITY
+                    worst = keys[0] if self.n_keys else self.horizon_key
         if self.count > cap + cap // 10:
             self._trim(cap)
         return 0
@@ -483,7 +489,8 @@ cdef inline object _side_levels(_Side side):
 cdef class L2Book:
     """One symbol's aggregated price levels (compiled; see :mod:`tickhawk.book.l2`).
 
-    ``bids`` and ``asks`` map price to quantity. ``max_levels`` bounds each
+    ``bids`` and ``asks`` map price to quantity: every level strictly better
+    than the side's horizon, exact, and no other. ``max_levels`` bounds each
     side; ``near`` is how many top levels are kept in order for O(1) reads.
     """
 
@@ -510,10 +517,16 @@ cdef class L2Book:
         self._bids.clear()
         self._asks.clear()
 
-    def load(self, bids, asks):
-        """Replace the whole book with a snapshot (cut to the best ``max_levels`` per side)."""
-        self._bids.load(bids, self.max_levels)
-        self._asks.load(asks, self.max_levels)
+    def load(self, bids, asks, *, limit=None):
+        """Replace the whole book with a snapshot (cut to the best ``max_levels`` per side).
+
+        ``limit`` is the ``limit`` the snapshot was requested with: a side that
+        holds that many levels (or more) was cut by the venue, so its horizon
+        is set just beyond its worst level (exact itself). None: not cut.
+        """
+        cdef Py_ssize_t cut = -1 if limit is None else max(<Py_ssize_t>limit, 0)
+        self._bids.load(bids, self.max_levels, cut)
+        self._asks.load(asks, self.max_levels, cut)
 
     def apply(self, bids, asks):
         """Apply level changes: ``qty`` is the new total at ``price``; 0 removes the level.
@@ -556,12 +569,20 @@ cdef class L2Book:
 
     @property
     def bid_horizon(self):
-        """Return the best bid price ever left out (``-inf``: none); exact above it."""
+        """Return the bid horizon: bids strictly above it are exact, no others are kept.
+
+        ``-inf``: none. After a cut snapshot it is the float just below the
+        snapshot's worst bid; after a trim, the best bid dropped.
+        """
         return self._bids.horizon_key
 
     @property
     def ask_horizon(self):
-        """Return the best ask price ever left out (``inf``: none); exact below it."""
+        """Return the ask horizon: asks strictly below it are exact, no others are kept.
+
+        ``inf``: none. After a cut snapshot it is the float just above the
+        snapshot's worst ask; after a trim, the best ask dropped.
+        """
         return -self._asks.horizon_key
 
     cdef inline bint _crossed(self) noexcept:
@@ -584,18 +605,26 @@ cdef class L2Book:
 
     @property
     def exhausted(self):
-        """Return whether a side's best level may be wrong (it reached the horizon)."""
+        """Return whether a side's best level is unknown (it was emptied to its horizon)."""
         return self._exhausted()
 
     def __len__(self):
         return self._bids.count + self._asks.count
 
     def levels(self, Py_ssize_t n):
-        """Return the top ``n`` bid and ask levels, best first."""
+        """Return the top ``n`` bid and ask levels, best first.
+
+        Only exact levels (strictly better than the horizon): fewer than ``n``
+        when that is all the book knows.
+        """
         return self._bids.levels(n), self._asks.levels(n)
 
     def depth_within(self, double bps):
-        """Return total bid and ask quantity within ``bps`` basis points of the mid."""
+        """Return total bid and ask quantity within ``bps`` basis points of the mid.
+
+        A side whose band reaches its horizon is NaN: the book does not know
+        every level in it (a sum of the known ones would read as the depth).
+        """
         if not (self._bids.n_keys and self._asks.n_keys):
             return 0.0, 0.0
         cdef double bid = self._bids.keys[self._bids.n_keys - 1]
@@ -603,10 +632,16 @@ cdef class L2Book:
         cdef double mid = 0.5 * (bid + ask)
         cdef double low = mid * (1.0 - bps / 10_000.0)
         cdef double high = mid * (1.0 + bps / 10_000.0)
-        return self._bids.total_from(low), self._asks.total_from(-high)
+        return (
+            self._bids.total_from(low) if low > self._bids.horizon_key else NAN,
+            self._asks.total_from(-high) if -high > self._asks.horizon_key else NAN,
+        )
 
     def cumulative(self, Py_ssize_t n):
-        """Return cumulative quantity over the top ``n`` levels of each side, best first."""
+        """Return cumulative quantity over the top ``n`` levels of each side, best first.
+
+        Over exact levels only, as :meth:`levels`: fewer than ``n`` if need be.
+        """
         bids, asks = self.levels(n)
         cdef list out_bids = [], out_asks = []
         cdef double total = 0.0

@@ -10,12 +10,25 @@ shifts only a few hundred entries at most. When deletions empty the near
 list it is refilled from the far levels (a sort; rare: the price has to run
 through the whole near range first).
 
-Depth is bounded: past ``max_levels`` levels on a side (plus 10 % slack, so
-the trim is rare) the worst levels are dropped. What is dropped sets the
-side's *horizon*, the best price ever left out: levels strictly better than
-it are exact. If deletions ever bring a side's best level to its horizon the
-top of book could be wrong, and :attr:`L2Book.exhausted` says so; the sync
-treats it like a gap and fetches a new snapshot.
+Each side has a *horizon*: levels strictly better than it are exact, and the
+book keeps no others. Two things set it:
+
+- a snapshot cut at its ``limit`` (:meth:`L2Book.load` is told the limit it
+  was requested with; a side holding that many levels was cut) says nothing
+  of levels worse than its worst one, and a level there that never changes
+  never shows in a diff. The horizon is then the float just worse than the
+  snapshot's worst level (``math.nextafter``): that level itself is exact,
+  anything strictly worse is not;
+- depth is bounded: past ``max_levels`` levels on a side (plus 10 % slack, so
+  the trim is rare) the worst levels are dropped, and the horizon moves to
+  the best of them.
+
+A diff's level at or beyond the horizon is not stored (it would sit among
+levels the book does not know), so ``bids``, ``asks``, :meth:`L2Book.levels`
+and :meth:`L2Book.cumulative` only ever hold exact levels; a side may simply
+have fewer than asked. If deletions ever empty a side down to its horizon the
+top of book is unknown, and :attr:`L2Book.exhausted` says so; the sync treats
+it like a gap and fetches a new snapshot.
 
 Two implementations, one behaviour: :class:`PythonL2Book` here, and the same
 algorithm compiled (``tickhawk/book/_l2core.pyx``, built by ``pip install``
@@ -50,21 +63,25 @@ class _Side:
         self.near = near
         self.levels: dict[float, float] = {}
         self.keys: list[float] = []  # the near levels' keys, ascending: best last
-        self.horizon_key = -math.inf  # the best key left out; exact above it
+        self.horizon_key = -math.inf  # levels are exact, and kept, only above it
 
     def clear(self) -> None:
         self.levels.clear()
         self.keys.clear()
         self.horizon_key = -math.inf
 
-    def load(self, levels: Iterable[tuple[float, float]], cap: int) -> None:
+    def load(self, levels: Iterable[tuple[float, float]], cap: int, limit: int | None) -> None:
         self.clear()
         sign = self.sign
-        last = dict(levels)  # a price given twice: the last one counts, as in apply
+        given = list(levels)
+        last = dict(given)  # a price given twice: the last one counts, as in apply
         ordered = sorted(((sign * p, p, q) for p, q in last.items() if q > 0.0), reverse=True)
         if len(ordered) > cap:
             self.horizon_key = ordered[cap][0]
             del ordered[cap:]
+        elif ordered and limit is not None and len(given) >= limit:
+            # Cut by the venue: its worst level is exact, anything strictly worse is not.
+            self.horizon_key = math.nextafter(ordered[-1][0], -math.inf)
         self.levels.update((p, q) for _, p, q in ordered)
         self.keys[:] = [k for k, _, _ in reversed(ordered[: self.near])]
 
@@ -82,15 +99,19 @@ class _Side:
     def _apply_bids(self, changes: list[tuple[float, float]]) -> None:
         levels = self.levels
         keys = self.keys
-        worst = keys[0] if keys else -math.inf  # the worst near key; far levels are below it
+        horizon = self.horizon_key  # nothing at or below it is kept
+        worst = keys[0] if keys else horizon  # the worst near key; far levels are below it
         for price, qty in changes:
             if qty:
-                if price > worst and price not in levels:
-                    insort(keys, price)
-                    if len(keys) > 2 * self.near:
-                        del keys[: self.near]  # the worst half becomes far
-                        worst = keys[0]
-                levels[price] = qty
+                if price > worst:
+                    if price not in levels:
+                        insort(keys, price)
+                        if len(keys) > 2 * self.near:
+                            del keys[: self.near]  # the worst half becomes far
+                            worst = keys[0]
+                    levels[price] = qty
+                elif price > horizon:
+                    levels[price] = qty
             elif price in levels:
                 del levels[price]
                 if price >= worst:
@@ -99,20 +120,24 @@ class _Side:
                         del keys[index]
                     if not keys and levels:
                         self._refill()
-                    worst = keys[0] if keys else -math.inf
+                    worst = keys[0] if keys else horizon
 
     def _apply_asks(self, changes: list[tuple[float, float]]) -> None:
         levels = self.levels
         keys = self.keys
-        worst = -keys[0] if keys else math.inf  # the worst near ask; far levels are above it
+        horizon = -self.horizon_key  # nothing at or above it is kept
+        worst = -keys[0] if keys else horizon  # the worst near ask; far levels are above it
         for price, qty in changes:
             if qty:
-                if price < worst and price not in levels:
-                    insort(keys, -price)
-                    if len(keys) > 2 * self.near:
-                        del keys[: self.near]
-                        worst = -keys[0]
-                levels[price] = qty
+                if price < worst:
+                    if price not in levels:
+                        insort(keys, -price)
+                        if len(keys) > 2 * self.near:
+                            del keys[: self.near]
+                            worst = -keys[0]
+                    levels[price] = qty
+                elif price < horizon:
+                    levels[price] = qty
             elif price in levels:
                 del levels[price]
                 if price <= worst:
@@ -121,7 +146,7 @@ class _Side:
                         del keys[index]
                     if not keys and levels:
                         self._refill()
-                    worst = -keys[0] if keys else math.inf
+                    worst = -keys[0] if keys else horizon
 
     def _refill(self) -> None:
         sign = self.sign
@@ -156,7 +181,8 @@ class _Side:
 class PythonL2Book:
     """One symbol's aggregated price levels (pure Python).
 
-    ``bids`` and ``asks`` map price to quantity. ``max_levels`` bounds each
+    ``bids`` and ``asks`` map price to quantity: every level strictly better
+    than the side's horizon, exact, and no other. ``max_levels`` bounds each
     side; ``near`` is how many top levels are kept in order for O(1) reads.
     """
 
@@ -179,11 +205,20 @@ class PythonL2Book:
         self._asks.clear()
 
     def load(
-        self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]
+        self,
+        bids: Iterable[tuple[float, float]],
+        asks: Iterable[tuple[float, float]],
+        *,
+        limit: int | None = None,
     ) -> None:
-        """Replace the whole book with a snapshot (cut to the best ``max_levels`` per side)."""
-        self._bids.load(bids, self.max_levels)
-        self._asks.load(asks, self.max_levels)
+        """Replace the whole book with a snapshot (cut to the best ``max_levels`` per side).
+
+        ``limit`` is the ``limit`` the snapshot was requested with: a side that
+        holds that many levels (or more) was cut by the venue, so its horizon
+        is set just beyond its worst level (exact itself). None: not cut.
+        """
+        self._bids.load(bids, self.max_levels, limit)
+        self._asks.load(asks, self.max_levels, limit)
 
     def apply(self, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> str | None:
         """Apply level changes: ``qty`` is the new total at ``price``; 0 removes the level.
@@ -238,12 +273,20 @@ class PythonL2Book:
 
     @property
     def bid_horizon(self) -> float:
-        """Return the best bid price ever left out (``-inf``: none); exact above it."""
+        """Return the bid horizon: bids strictly above it are exact, no others are kept.
+
+        ``-inf``: none. After a cut snapshot it is the float just below the
+        snapshot's worst bid; after a trim, the best bid dropped.
+        """
         return self._bids.horizon_key
 
     @property
     def ask_horizon(self) -> float:
-        """Return the best ask price ever left out (``inf``: none); exact below it."""
+        """Return the ask horizon: asks strictly below it are exact, no others are kept.
+
+        ``inf``: none. After a cut snapshot it is the float just above the
+        snapshot's worst ask; after a trim, the best ask dropped.
+        """
         return -self._asks.horizon_key
 
     @property
@@ -255,7 +298,7 @@ class PythonL2Book:
 
     @property
     def exhausted(self) -> bool:
-        """Return whether a side's best level may be wrong (it reached the horizon)."""
+        """Return whether a side's best level is unknown (it was emptied to its horizon)."""
         for side in (self._bids, self._asks):
             if side.horizon_key > -math.inf and side.best_key() <= side.horizon_key:
                 return True
@@ -265,7 +308,11 @@ class PythonL2Book:
         return len(self.bids) + len(self.asks)
 
     def levels(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-        """Return the top ``n`` bid and ask levels, best first."""
+        """Return the top ``n`` bid and ask levels, best first.
+
+        Only exact levels (strictly better than the horizon): fewer than ``n``
+        when that is all the book knows.
+        """
         bids = self.bids
         asks = self.asks
         return (
@@ -274,19 +321,30 @@ class PythonL2Book:
         )
 
     def depth_within(self, bps: float) -> tuple[float, float]:
-        """Return total bid and ask quantity within ``bps`` basis points of the mid."""
+        """Return total bid and ask quantity within ``bps`` basis points of the mid.
+
+        A side whose band reaches its horizon is NaN: the book does not know
+        every level in it (a sum of the known ones would read as the depth).
+        """
         if not (self._bids.keys and self._asks.keys):
             return 0.0, 0.0
         mid = 0.5 * (self.best_bid + self.best_ask)
         low = mid * (1.0 - bps / 10_000.0)
         high = mid * (1.0 + bps / 10_000.0)
         return (
-            sum(q for p, q in self.bids.items() if p >= low),
-            sum(q for p, q in self.asks.items() if p <= high),
+            sum(q for p, q in self.bids.items() if p >= low)
+            if low > self._bids.horizon_key
+            else math.nan,
+            sum(q for p, q in self.asks.items() if p <= high)
+            if -high > self._asks.horizon_key
+            else math.nan,
         )
 
     def cumulative(self, n: int) -> tuple[list[float], list[float]]:
-        """Return cumulative quantity over the top ``n`` levels of each side, best first."""
+        """Return cumulative quantity over the top ``n`` levels of each side, best first.
+
+        Over exact levels only, as :meth:`levels`: fewer than ``n`` if need be.
+        """
         bids, asks = self.levels(n)
         out_bids: list[float] = []
         out_asks: list[float] = []

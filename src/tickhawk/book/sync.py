@@ -16,6 +16,10 @@ the previous ``u``.
 
 A snapshot older than the first buffered diff (``lastUpdateId < U - 1`` on
 spot) cannot be bridged: another snapshot is requested.
+
+A snapshot cut at its ``limit`` knows nothing beyond its worst level: the
+book's horizon is set there (:mod:`tickhawk.book.l2`), and when deletions
+empty a side down to it the book resyncs (``depth_exhausted``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,22 @@ from tickhawk.book.l2 import L2Book
 from tickhawk.model import BookUpdate
 from tickhawk.venues.binance.schema import DepthSnapshot
 
-__all__ = ["BookEvent", "BookState", "BookSync"]
+__all__ = ["BINANCE_LIMITS", "BookEvent", "BookState", "BookSync", "guess_limit"]
+
+#: Binance's documented depth ``limit`` values (USD-M accepts only these up to 1,000).
+BINANCE_LIMITS = frozenset({5, 10, 20, 50, 100, 500, 1000, 5000})
+
+
+def guess_limit(snapshot: DepthSnapshot) -> int | None:
+    """Return the ``limit`` a snapshot of unknown origin (a capture's) was cut at, if any.
+
+    Both sides answer one request: the deeper side's length is the limit when
+    it is one of :data:`BINANCE_LIMITS` (a side that short was cut there; the
+    other side, if shorter, was not), else None (nothing cut). A snapshot
+    asked with another limit (spot accepts any up to 5,000) is not recognised.
+    """
+    deepest = max(len(snapshot.bids), len(snapshot.asks))
+    return deepest if deepest in BINANCE_LIMITS else None
 
 
 class BookState(enum.Enum):
@@ -166,13 +185,20 @@ class BookSync:
         self._ask_snapshot()
         return False
 
-    def on_snapshot(self, snapshot: DepthSnapshot, ts: int = 0) -> None:
-        """Load a REST snapshot and replay the buffered diffs over it."""
+    def on_snapshot(self, snapshot: DepthSnapshot, ts: int = 0, limit: int | None = None) -> None:
+        """Load a REST snapshot and replay the buffered diffs over it.
+
+        ``limit`` is the ``limit`` the snapshot was requested with: a side
+        holding that many levels was cut, and the book is exact only up to
+        its worst level. None (unknown, a capture's snapshot): :func:`guess_limit`.
+        """
         self._snapshot_pending = False
         self.snapshots += 1
         if self.state is not BookState.SYNCING:
             return  # a late answer to a request made before a recovery: not needed
-        self.book.load(snapshot.bids, snapshot.asks)
+        self.book.load(
+            snapshot.bids, snapshot.asks, limit=guess_limit(snapshot) if limit is None else limit
+        )
         self.last_id = snapshot.lastUpdateId
         self.last_ts = ts
         self._snapshot_loaded = True
@@ -212,8 +238,8 @@ class BookSync:
         self.last_id = update.last_id
         self.last_ts = update.ts_recv
         self.applied += 1
-        if problem == "crossed":  # an exhausted side shows on the next diff
-            self._resync("crossed", None)
+        if problem is not None:  # crossed, or a side emptied down to the snapshot's edge
+            self._resync(problem, None)
             return False
         self._move(BookState.LIVE, "bridged", update.last_id, update.ts_recv)
         return True
