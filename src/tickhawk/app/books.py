@@ -4,6 +4,12 @@ The book itself (:mod:`tickhawk.book.sync`) is synchronous and knows nothing
 of I/O. This keeper fetches the REST snapshots it asks for (retrying with
 capped backoff until one arrives), restarts every book of a connection that
 dropped (its diffs were missed), and checks for stale books once a second.
+
+A snapshot older than the diffs the book buffered is asked for again, as
+Binance documents; the venue may keep answering from a stale cache (and a
+replayed capture always has the same one), so successive refusals back off
+(0.1 s doubling to 5 s, jittered) instead of spending request weight in a
+tight loop.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ __all__ = ["BookKeeper"]
 
 _log = logging.getLogger("tickhawk.book")
 
+#: Backoff before asking again after a snapshot was refused as too old: first, cap (s).
+_TOO_OLD_FIRST_S = 0.1
+_TOO_OLD_CAP_S = 5.0
+
 
 class BookKeeper:
     """Serve the engine's books: call :meth:`run` inside the live app's task group."""
@@ -33,6 +43,8 @@ class BookKeeper:
         self._wanted: asyncio.Queue[str] = asyncio.Queue()
         self._in_flight: set[str] = set()
         self._connected_once: set[str] = set()
+        #: Snapshots in a row refused as older than the buffered diffs, per symbol.
+        self.too_old: dict[str, int] = {}
         engine.request_snapshot = self.request
 
     def request(self, symbol: str) -> None:
@@ -55,11 +67,16 @@ class BookKeeper:
                 sync.start()
 
     async def _fetch(self, symbol: str) -> None:
-        attempt = 0
+        refused = self.too_old.get(symbol, 0)
         try:
+            if refused:
+                ceiling = min(_TOO_OLD_CAP_S, _TOO_OLD_FIRST_S * 2 ** (refused - 1))
+                await asyncio.sleep(ceiling * random.uniform(0.5, 1.0))
+            attempt = 0
             while True:
                 try:
                     snapshot = await self.rest.depth(symbol, self.snapshot_limit)
+                    break
                 except RestError as exc:
                     self.fetch_failures += 1
                     attempt += 1
@@ -68,16 +85,22 @@ class BookKeeper:
                         "depth snapshot of %s failed (%s); retry in %.2f s", symbol, exc, delay
                     )
                     await asyncio.sleep(delay)
-                    continue
-                self.fetches += 1
-                self._in_flight.discard(symbol)
-                # The limit asked for: a side that long was cut, the book is exact up to it.
-                self.engine.states[symbol].on_snapshot(
-                    snapshot, time.time_ns(), self.snapshot_limit
-                )
-                return
-        finally:
+        except BaseException:
             self._in_flight.discard(symbol)
+            raise
+        self.fetches += 1
+        self._in_flight.discard(symbol)
+        # The limit asked for: a side that long was cut, the book is exact up to it.
+        self.engine.states[symbol].on_snapshot(snapshot, time.time_ns(), self.snapshot_limit)
+        if symbol in self._in_flight:  # asked again at once: older than the buffered diffs
+            self.too_old[symbol] = refused + 1
+            if refused + 1 == 3:
+                _log.warning(
+                    "depth snapshots of %s keep coming older than its diffs; backing off",
+                    symbol,
+                )
+        else:
+            self.too_old.pop(symbol, None)
 
     async def run(self) -> None:
         """Fetch snapshots as books ask; check staleness every second. Runs until cancelled."""
