@@ -45,6 +45,11 @@ def test_default_endpoints_are_binance() -> None:
         ("venue: [1, 2]\n", ".yaml", "venue: Expected `object`, got `array`"),
         ("[engine\n", ".toml", "not valid toml"),
         ("- 1\n- 2\n", ".yaml", "the top level must be a table"),
+        (
+            "[venue]\nmarket = 'usdm'\n[book]\nsnapshot_limit = 2000\n",
+            ".toml",
+            "book.snapshot_limit: Binance USD-M serves 5, 10, 20, 50, 100, 500 or 1000 levels",
+        ),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path: Path, text: str, suffix: str, message: str) -> None:

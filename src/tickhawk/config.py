@@ -79,6 +79,10 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message says what to change."""
 
 
+#: The depth snapshot sizes Binance USD-M futures accept (``/fapi/v1/depth?limit=``).
+USDM_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
 class VenueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where market data comes from."""
 
@@ -215,6 +219,12 @@ def _check(config: Config) -> Config:
             raise ConfigError(f"book.{name}: must be a positive whole number")
     if not 1 <= config.book.snapshot_limit <= 5000:
         raise ConfigError("book.snapshot_limit: Binance serves 1 to 5000 levels")
+    if config.venue.market == "usdm" and config.book.snapshot_limit not in USDM_DEPTH_LIMITS:
+        # Another limit is refused or answered with fewer levels than asked, which would
+        # make a cut snapshot look whole (the book's exact region would be wrong).
+        raise ConfigError(
+            "book.snapshot_limit: Binance USD-M serves 5, 10, 20, 50, 100, 500 or 1000 levels"
+        )
     if not config.book.stale_after_s > 0:
         raise ConfigError("book.stale_after_s: must be a positive number of seconds")
     if not config.venue.symbols:
