@@ -331,7 +331,7 @@ def test_each_stream_is_judged_by_its_own_rate_with_a_floor() -> None:
     second = 1_000_000_000
     watch.reset(0)
     now = 0
-    for step in range(1, 101):  # 10 s: depth every 100 ms, klines every 2 s
+    for step in range(1, 201):  # 20 s: depth every 100 ms, klines every 2 s
         now = step * second // 10
         last_seen[b"fast@depth"] = now
         if step % 20 == 0:
@@ -339,23 +339,24 @@ def test_each_stream_is_judged_by_its_own_rate_with_a_floor() -> None:
         assert watch.check(now) is None
     assert watch.threshold_s("fast@depth") == 1.0  # 10 × 0.1 s is below the floor
     assert watch.usual_gap_s("slow@kline_1m") == pytest.approx(2.0)
-    assert watch.threshold_s("slow@kline_1m") == pytest.approx(20.0)
+    # a stream slower than the floor is judged only with the connection (silent as a whole)
+    assert not watch.busy("slow@kline_1m") and watch.threshold_s("slow@kline_1m") == float("inf")
     # both fall silent: after 1.5 s the depth stream is stale, the kline stream is not
     stale = watch.check(now + 3 * second // 2)
     assert stale is not None and stale.stream == "fast@depth"
     assert stale.silent_s == pytest.approx(1.5) and stale.threshold_s == 1.0
-    # 15 s without a kline is still normal for it; 25 s is not (the depth stream is
-    # more overdue by then, so check the kline stream alone)
+    # a connection of klines alone: 15 s without one is still normal for it; 25 s is not
     only_slow = StaleWatch(["slow@kline_1m"], last_seen, floor_s=1.0, factor=10.0)
     only_slow.reset(0)
     for step in range(1, 6):
         last_seen[b"slow@kline_1m"] = step * 2 * second
         only_slow.check(step * 2 * second)
+    assert only_slow.threshold_s() == pytest.approx(20.0)
     assert only_slow.check(10 * second + 15 * second) is None
     overdue = only_slow.check(10 * second + 25 * second)
-    assert overdue is not None and overdue.stream == "slow@kline_1m"
-    only_slow.penalize("slow@kline_1m")  # a stream that merely went quiet: judged at 2×
-    assert only_slow.threshold_s("slow@kline_1m") == pytest.approx(40.0)
+    assert overdue is not None and overdue.stream == "slow@kline_1m" and overdue.whole
+    only_slow.penalize(overdue)  # a connection that merely went quiet: judged at 2×
+    assert only_slow.threshold_s() == pytest.approx(40.0)
     assert only_slow.check(10 * second + 25 * second) is None
 
 
@@ -374,7 +375,7 @@ def test_a_bursty_stream_is_not_stale_in_a_lull_like_the_ones_it_had_before() ->
         last_seen[b"alt@trade"] = now
         assert watch.check(now) is None
     # mean gap ~0.2 s would give 2 s; twice the longest recent lull gives ~6 s
-    assert 5.5 < watch.threshold_s("alt@trade") <= 6.0
+    assert 5.5 < watch.threshold_s() <= 6.0
     assert watch.check(now + 4000 * ms) is None  # an ordinary lull
     assert watch.check(now + 6500 * ms) is not None  # beyond anything it did before
 

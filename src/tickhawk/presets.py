@@ -17,13 +17,16 @@ MEMORY_GOALS = ((50, 100.0), (1000, 256.0))
 #: What the preset keeps, largest first: (engine.trade_capacity, engine.bar_history,
 #: book.max_levels, book.snapshot_limit). A few symbols (a replay) keep deep books;
 #: 2,000 levels (the defaults) hold Binance's BTCUSDT books through the captures' $250
-#: moves, 1,000 not always; 100-level snapshots cost Binance weight 5 instead of 50.
+#: moves, 1,000 not always. Snapshots ask for more levels than the smallest books keep:
+#: a side returned whole (shorter than the limit) is exact to its end, a cut one only
+#: to its last level (the book resyncs when its top reaches there), and 500-level
+#: snapshots (Binance weight 25, not 50) return the simulator's ~200-level books whole.
 SIZES = (
     (4096, 1000, 5000, 1000),
     (2048, 1000, 2000, 1000),
     (2048, 1000, 1000, 1000),
     (1024, 500, 500, 500),
-    (1024, 300, 200, 100),
+    (1024, 300, 200, 500),
 )
 
 

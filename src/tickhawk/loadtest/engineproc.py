@@ -179,6 +179,7 @@ class EngineProbe:
             signals=snap.signals,
             rejected=snap.rejected,
             reconnects=sum(c.reconnects for c in snap.connections),
+            stale_reconnects=sum(c.stale_reconnects for c in snap.connections),
             signal_hist=signal_hist,
             signal_max_us=signal_max,
             state_hist=state_hist,

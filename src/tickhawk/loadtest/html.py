@@ -218,6 +218,7 @@ def _profile_section(report: Report) -> str:
                     "symbols",
                     "book levels",
                     "bar history",
+                    "trades kept",
                     "ceiling MB",
                     "startup s",
                     "engine RSS peak MB",
@@ -228,6 +229,7 @@ def _profile_section(report: Report) -> str:
                     "engine CPU %",
                     "engine wait %",
                     "delivered msg/s",
+                    "reconnects (stale)",
                     "error",
                 ],
                 [
@@ -235,6 +237,7 @@ def _profile_section(report: Report) -> str:
                         p.symbols,
                         p.book_max_levels,
                         p.bar_history,
+                        p.trade_capacity,
                         p.ceiling_mb,
                         p.startup_s,
                         p.rss_peak_mb,
@@ -245,6 +248,7 @@ def _profile_section(report: Report) -> str:
                         p.cpu_pct,
                         p.wait_pct,
                         p.delivered,
+                        None if p.reconnects is None else f"{p.reconnects} ({p.stale_reconnects})",
                         p.error,
                     )
                     for p in report.volume

@@ -135,6 +135,7 @@ def window_summary(window: Window) -> dict[str, Any]:
         "rejects": window.total("rejects"),
         "drops": window.total("drops"),
         "reconnects": window.total("reconnects"),
+        "stale_reconnects": window.total("stale_reconnects"),
         "measured_s": len(window),
     }
 

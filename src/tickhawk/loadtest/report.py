@@ -139,6 +139,7 @@ class VolumePoint(msgspec.Struct, kw_only=True):
     symbols: int
     book_max_levels: int | None  # the engine's settings at this count (see docs/loadtest.md)
     bar_history: int | None
+    trade_capacity: int | None = None
     ceiling_mb: float | None  # the engine's own memory ceiling for them
     startup_s: float | None  # engine start to every book live
     rss_peak_mb: float | None
@@ -149,6 +150,8 @@ class VolumePoint(msgspec.Struct, kw_only=True):
     cpu_pct: float | None
     delivered: float | None
     wait_pct: float | None = None  # the engine waiting for its core (other work on the machine)
+    reconnects: int | None = None  # in the measured window
+    stale_reconnects: int | None = None  # of them, forced by the stale-stream watchdog
     error: str | None = None  # why this count could not be measured
 
 

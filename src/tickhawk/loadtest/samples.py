@@ -68,6 +68,7 @@ class Sample(msgspec.Struct, kw_only=True, omit_defaults=True):
     drops: int  # slow-consumer disconnects by the simulator
     reconnects: int
     sessions: str
+    stale_reconnects: int = 0  # of the reconnects, forced by the stale-stream watchdog
     books_live: int
     books_total: int
     book_gaps: int
@@ -184,6 +185,9 @@ class SampleLog:
             rejects=_delta(tick.rejected, before.rejected if before is not None else 0),
             drops=max(0, drops),
             reconnects=_delta(tick.reconnects, before.reconnects if before is not None else 0),
+            stale_reconnects=_delta(
+                tick.stale_reconnects, before.stale_reconnects if before is not None else 0
+            ),
             sessions=",".join(tick.sessions),
             books_live=tick.books_live,
             books_total=tick.books_total,

@@ -1,12 +1,14 @@
-"""The engine configuration a load test runs: the demo's preset, sized to fit the memory budget.
+"""The engine configuration a load test runs: the demo's preset, as a user gets it.
 
-The preset keeps books of up to 5,000 levels and 1,000 bars per interval:
-fine for 50 symbols, but at 1,000 symbols its ceiling (the engine's own
-:func:`tickhawk.budget.estimate`) is about 2 GB and the engine refuses it.
-A load test therefore lowers ``book.max_levels`` and ``engine.bar_history``
-step by step, as a user would, until the ceiling fits
-``resources.memory_budget_mb`` (512 MB, the user's memory target); past
-the last step the run is refused before it starts.
+The preset (:func:`tickhawk.presets.fast_config_data`) sizes trade rings, bar
+histories and books by the symbol count, to DESIGN.md's memory goals
+(:data:`tickhawk.presets.SIZES`: e.g. 1,024 trades, 300 bars and 200-level
+books at 1,000 symbols), so the load test measures what ``tickhawk demo``
+would run. Only when those sizes (with any ``--engine`` override) exceed
+``resources.memory_budget_mb`` does it lower ``book.max_levels`` and
+``engine.bar_history`` step by step below them, as a user would, until the
+ceiling (the engine's own :func:`tickhawk.budget.estimate`) fits; past the
+last step the run is refused before it starts.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from tickhawk.presets import fast_config_data
 
 __all__ = ["EngineSettings", "engine_data", "fits", "parse_override", "size_engine"]
 
-#: (book.max_levels, engine.bar_history), largest first.
+#: Fallbacks below the preset's sizes: (book.max_levels, engine.bar_history), largest first.
 _STEPS = (
-    (5_000, 1_000),
     (1_000, 1_000),
     (1_000, 500),
     (500, 500),
@@ -42,6 +43,9 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     book_max_levels: int
     bar_history: int
     ceiling_mb: float  # the engine's memory ceiling for this configuration
+    trade_capacity: int = 0  # engine.trade_capacity (0: the preset's)
+    snapshot_limit: int = 0  # book.snapshot_limit (0: the preset's)
+    preset: bool = True  # the preset's own sizes for this symbol count (False: lowered to fit)
     budget_mb: float = 0.0  # resources.memory_budget_mb it must fit
     signal_cooldown_s: float = 0.5  # more signals than the demo's 2 s: more latency samples
     rest_weight_budget: int | None = None  # [rest] weight_budget (None: the engine's default)
@@ -60,7 +64,13 @@ def engine_data(
     data = fast_config_data(symbols, streams, ws_url=ws_url, rest_url=rest_url)
     data["strategies"]["momentum"]["cooldown_s"] = settings.signal_cooldown_s
     data["engine"]["bar_history"] = settings.bar_history
-    data["book"] = {"max_levels": settings.book_max_levels}
+    if settings.trade_capacity:
+        data["engine"]["trade_capacity"] = settings.trade_capacity
+    book = data["book"]
+    book["max_levels"] = settings.book_max_levels
+    # A snapshot may ask for more levels than the book keeps: a side returned whole is
+    # exact to its end, so the book needs no resync when the price runs through its top.
+    book["snapshot_limit"] = settings.snapshot_limit or book["snapshot_limit"]
     if settings.rest_weight_budget is not None:
         data["rest"] = {"weight_budget": settings.rest_weight_budget}
     for key, value in settings.overrides.items():
@@ -104,19 +114,29 @@ def size_engine(
     rest_weight_budget: int | None = None,
     overrides: dict[str, float | int | bool | str] | None = None,
 ) -> EngineSettings:
-    """Return the largest preset settings whose memory ceiling fits the budget (else the least).
+    """Return the preset's sizes for this many symbols, lowered only if they exceed the budget.
 
-    Raise ``ValueError`` (from :class:`~tickhawk.config.ConfigError`) when an
+    Lowering takes the first of :data:`_STEPS` below the preset's sizes whose
+    ceiling fits (else the last: :func:`fits` says whether it does). Raise
+    ``ValueError`` (from :class:`~tickhawk.config.ConfigError`) when an
     override makes the configuration invalid.
     """
-    settings = EngineSettings(book_max_levels=0, bar_history=0, ceiling_mb=0.0)
-    for levels, bars in _STEPS:
-        settings = EngineSettings(
-            book_max_levels=levels,
-            bar_history=bars,
-            ceiling_mb=0.0,
-            rest_weight_budget=rest_weight_budget,
-            overrides=dict(overrides or {}),
+    preset = fast_config_data(symbols, streams)
+    levels, bars = preset["book"]["max_levels"], preset["engine"]["bar_history"]
+    base = EngineSettings(
+        book_max_levels=levels,
+        bar_history=bars,
+        ceiling_mb=0.0,
+        trade_capacity=preset["engine"]["trade_capacity"],
+        snapshot_limit=preset["book"]["snapshot_limit"],
+        rest_weight_budget=rest_weight_budget,
+        overrides=dict(overrides or {}),
+    )
+    steps = [(levels, bars)] + [(m, b) for m, b in _STEPS if m <= levels and b <= bars]
+    settings = base
+    for step, (levels, bars) in enumerate(dict.fromkeys(steps)):
+        settings = msgspec.structs.replace(
+            base, book_max_levels=levels, bar_history=bars, preset=step == 0
         )
         ceiling = estimate(parse_config(engine_data(symbols, streams, settings)))
         settings = msgspec.structs.replace(

@@ -1,7 +1,7 @@
 """The volume profile: memory and latency against the number of symbols.
 
 Each count gets a fresh simulator and engine (the symbols are fixed at
-start), sized to the memory budget (:mod:`tickhawk.loadtest.sizing`), warmed
+start), sized as the preset sizes that many symbols (:mod:`tickhawk.loadtest.sizing`), warmed
 up until every book is live, then measured for ``duration`` seconds. A count
 the machine cannot bring live in time is reported with its error and the
 sweep goes on.
@@ -31,6 +31,7 @@ def _point(count: int, settings: EngineSettings | None, startup: float | None) -
         symbols=count,
         book_max_levels=settings.book_max_levels if settings else None,
         bar_history=settings.bar_history if settings else None,
+        trade_capacity=settings.trade_capacity if settings else None,
         ceiling_mb=settings.ceiling_mb if settings else None,
         startup_s=_round(startup, 2),
         rss_peak_mb=None,
@@ -52,6 +53,8 @@ def _measured(point: VolumePoint, window: Window) -> VolumePoint:
     point.cpu_pct = _round(window.mean("cpu_pct"))
     point.wait_pct = _round(window.mean("wait_pct"))
     point.delivered = _round(window.mean("delivered"))
+    point.reconnects = window.total("reconnects")
+    point.stale_reconnects = window.total("stale_reconnects")
     return point
 
 
@@ -103,6 +106,7 @@ async def volume(options: Options) -> Outcome:
     for point in points:
         summary[f"rss_peak_mb@{point.symbols}"] = _round(point.rss_peak_mb)
         summary[f"signal_p99_us@{point.symbols}"] = point.signal_p99_us
+        summary[f"stale_reconnects@{point.symbols}"] = point.stale_reconnects
     return Outcome(
         samples=samples,
         figures=figures,

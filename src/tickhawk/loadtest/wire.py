@@ -110,6 +110,7 @@ class EngineTick(msgspec.Struct, tag="tick", kw_only=True, frozen=True):
     signals: int
     rejected: int
     reconnects: int
+    stale_reconnects: int = 0  # of them, forced by the stale-stream watchdog
     signal_hist: dict[int, int]
     signal_max_us: float
     state_hist: dict[int, int]

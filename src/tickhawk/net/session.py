@@ -13,8 +13,9 @@ that hot path, off it:
 - **Heartbeat**: picows pings every ``ping_interval_s`` and gives the
   connection up when no pong comes within ``pong_timeout_s`` (the round trip
   is kept in :attr:`WsSession.ping_rtt_ms`); the venue's pings are answered.
-- **Stale-stream watchdog** (:class:`~tickhawk.net.watchdog.StaleWatch`): a
-  stream silent far beyond its own usual gap forces a reconnect.
+- **Stale-stream watchdog** (:class:`~tickhawk.net.watchdog.StaleWatch`): the
+  whole connection silent far beyond its usual gap, or a busy stream silent
+  for ``stale_floor_s``, forces a reconnect (a quiet stream alone never does).
 - **Rotation** (:class:`~tickhawk.net.rotation.Rotator`): a connection older
   than ``rotate_after_s`` is replaced make-before-break, nothing lost or
   repeated; the venue's :class:`~tickhawk.net.handover.SequenceKey` orders
@@ -405,7 +406,7 @@ class WsSession:
                 stale = self.watch.check(perf_counter_ns())
                 if stale is not None:
                     self.stale_reconnects += 1
-                    self.watch.penalize(stale.stream)
+                    self.watch.penalize(stale)
                     self.rotator.abort()
                     link.disconnect(
                         Reason.STALE,
