@@ -51,6 +51,7 @@ from tickhawk.strategy.checks import CheckContext
 from tickhawk.strategy.imbalance import BookImbalanceConfig
 from tickhawk.strategy.momentum import MomentumConfig
 from tickhawk.strategy.surge import VolumeSurgeConfig
+from tickhawk.venues.binance.schema import USDM_DEPTH_LIMITS
 
 __all__ = [
     "BINANCE_ENDPOINTS",
@@ -77,10 +78,6 @@ BINANCE_ENDPOINTS = {
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message says what to change."""
-
-
-#: The depth snapshot sizes Binance USD-M futures accept (``/fapi/v1/depth?limit=``).
-USDM_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 
 class VenueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -32,24 +32,21 @@ import msgspec
 
 from tickhawk.book.l2 import L2Book
 from tickhawk.model import BookUpdate
-from tickhawk.venues.binance.schema import DepthSnapshot
+from tickhawk.venues.binance.schema import DEPTH_LIMITS, DepthSnapshot
 
-__all__ = ["BINANCE_LIMITS", "BookEvent", "BookState", "BookSync", "guess_limit"]
-
-#: Binance's documented depth ``limit`` values (USD-M accepts only these up to 1,000).
-BINANCE_LIMITS = frozenset({5, 10, 20, 50, 100, 500, 1000, 5000})
+__all__ = ["BookEvent", "BookState", "BookSync", "guess_limit"]
 
 
 def guess_limit(snapshot: DepthSnapshot) -> int | None:
     """Return the ``limit`` a snapshot of unknown origin (a capture's) was cut at, if any.
 
     Both sides answer one request: the deeper side's length is the limit when
-    it is one of :data:`BINANCE_LIMITS` (a side that short was cut there; the
-    other side, if shorter, was not), else None (nothing cut). A snapshot
+    it is one of Binance's ``DEPTH_LIMITS`` (a side that short was cut there;
+    the other side, if shorter, was not), else None (nothing cut). A snapshot
     asked with another limit (spot accepts any up to 5,000) is not recognised.
     """
     deepest = max(len(snapshot.bids), len(snapshot.asks))
-    return deepest if deepest in BINANCE_LIMITS else None
+    return deepest if deepest in DEPTH_LIMITS else None
 
 
 class BookState(enum.Enum):

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import msgspec
 
+#: The depth snapshot sizes Binance documents (``/depth?limit=``); USD-M serves only
+#: these up to 1,000, spot any size up to 5,000.
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+USDM_DEPTH_LIMITS = DEPTH_LIMITS[:-1]
+
 __all__ = [
+    "DEPTH_LIMITS",
+    "USDM_DEPTH_LIMITS",
     "AggTradeEnvelope",
     "AggTradeMsg",
     "BookTickerEnvelope",
