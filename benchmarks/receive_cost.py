@@ -1,6 +1,6 @@
 """Where the engine's CPU goes on a live loopback feed, layer by layer.
 
-    python benchmarks/receive_cost.py [--rate 10000] [--symbols 50] [--seconds 12]
+    python benchmarks/receive_cost.py [--rate 10000] [--symbols 50] [--seconds 12] [--batch-ms 2]
 
 Starts ``tickhawk sim`` once, then for each mode connects a picows client to
 the same streams, lets it settle, and measures this process's CPU % over
@@ -14,7 +14,9 @@ the same streams, lets it settle, and measures this process's CPU % over
 Then the frames the ``full`` client received are handled again by a fresh
 pipeline in a tight loop (``warm``: the same messages, caches hot, no event
 loop), to split the live cost into what the pipeline costs and what running
-it a few frames at a time costs.
+it a few frames at a time costs. ``--batch-ms`` sets how often the simulator
+writes (several values: one line per value and mode): the live cost per
+message falls as more messages arrive per wake-up, which prices a wake-up.
 """
 
 from __future__ import annotations
@@ -114,28 +116,39 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--settle", type=float, default=12.0, help="warm-up before measuring")
+    parser.add_argument(
+        "--batch-ms",
+        type=float,
+        nargs="+",
+        default=[2.0],
+        help="how often the simulator writes (tickhawk sim --batch-ms); one run per value",
+    )
     args = parser.parse_args()
     symbols = symbol_names(args.symbols)
-    sim, port, _ = start_sim(symbols, args.rate)
     streams = "/".join(
         f"{s.lower()}@{k}" for s in symbols for k in ("trade", "bookTicker", "depth@100ms")
     )
-    url = f"ws://127.0.0.1:{port}/stream?streams={streams}"
     try:
-        try:
-            import uvloop
+        import uvloop
 
-            run = uvloop.run
-        except ImportError:
-            run = asyncio.run
-        frames: list[bytes] = []
-        for mode in ("frames", "decode", "state", "full"):
-            keep = frames if mode == "full" else None
-            pct, us = run(measure(mode, url, symbols, args.settle, args.seconds, keep))
-            print(f"{mode:<8} {pct:6.2f} % of one core  {us:5.2f} µs CPU per message")
-    finally:
-        sim.terminate()
-        sim.wait(timeout=30)
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    frames: list[bytes] = []
+    for batch_ms in args.batch_ms:
+        sim, port, _ = start_sim(symbols, args.rate, batch_ms)
+        url = f"ws://127.0.0.1:{port}/stream?streams={streams}"
+        try:
+            for mode in ("frames", "decode", "state", "full"):
+                keep = frames if mode == "full" and not frames else None
+                pct, us = run(measure(mode, url, symbols, args.settle, args.seconds, keep))
+                print(
+                    f"{mode:<8} {pct:6.2f} % of one core  {us:5.2f} µs CPU per message"
+                    f"  (simulator writes every {batch_ms:g} ms)"
+                )
+        finally:
+            sim.terminate()
+            sim.wait(timeout=30)
     warm = statistics.median(warm_cost(frames, symbols) for _ in range(3))
     print(f"{'warm':<8} {'':>6}                 {warm:5.2f} µs CPU per message "
           f"(the full client's {len(frames):,} frames again, tight loop, median of 3)")  # fmt: skip

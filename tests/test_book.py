@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -596,3 +597,52 @@ def test_a_too_old_snapshot_is_an_event_too() -> None:
     sync.on_diff(diff(150, 160))
     sync.on_snapshot(SNAP)
     assert events == [("syncing", "snapshot_too_old")]
+
+
+@pytest.mark.skipif(CompiledL2Book is None, reason="C extension not built")
+def test_the_compiled_book_takes_its_working_size_at_the_snapshot() -> None:
+    """Levels coming and going around the snapshot's count never grow the tables.
+
+    (They used to grow in steps while the book ran: RSS crept for the first minutes.)
+    """
+    assert CompiledL2Book is not None
+    book = CompiledL2Book(2000)
+    rng = random.Random(7)
+    bids = [(1000.0 - i, 1.0) for i in range(200)]
+    asks = [(1001.0 + i, 1.0) for i in range(200)]
+    book.load(bids, asks, limit=1000)
+    loaded = book.nbytes
+    for _ in range(20_000):  # churn between 150 and 300 levels a side, prices moving
+        side = rng.choice((book.bids, book.asks))
+        n = len(side)
+        if n > 150 and (n >= 300 or rng.random() < 0.5):
+            price = rng.choice(list(side))
+            change = [(price, 0.0)]
+        else:
+            price = (
+                1000.0 - rng.randrange(400) if side is book.bids else 1001.0 + rng.randrange(400)
+            )
+            change = [(price, 2.0)]
+        if side is book.bids:
+            book.apply(change, [])
+        else:
+            book.apply([], change)
+    assert book.nbytes == loaded
+    many = [(1000.0 - i, 1.0) for i in range(2000)]
+    book.load(many, [], limit=5000)
+    assert book.nbytes > loaded  # a deeper snapshot takes more room at once
+
+
+@pytest.mark.skipif(CompiledL2Book is None, reason="C extension not built")
+def test_the_compiled_book_does_not_grow_on_the_real_capture(usdm_capture: Path) -> None:
+    assert CompiledL2Book is not None
+    sync = BookSync("BTCUSDT", futures=True, max_levels=5000)
+    sync.book = CompiledL2Book(5000)
+    sizes: set[int] = set()
+    for item in depth_items(load_capture(usdm_capture)):
+        if isinstance(item, DepthSnapshot):
+            sync.on_snapshot(item)
+        elif sync.on_diff(item) and sync.live:
+            sizes.add(sync.book.nbytes)
+    assert sync.applied > 1000
+    assert len(sizes) == 1

@@ -71,8 +71,8 @@ INDICATOR_BYTES = 1_600
 OUTPUT_BYTES = 1_000
 #: The order-flow and book features of one symbol, beyond their window slots.
 FEATURES_BYTES = 2_600
-#: One slot of a feature window (a float and its list slot).
-FEATURE_SLOT_BYTES = 32
+#: One slot of a feature window (a double in an array).
+FEATURE_SLOT_BYTES = 8
 #: One built-in strategy of one symbol: its instance, trigger and the hooks that call it.
 STRATEGY_BYTES = 300
 #: One line of a loaded capture beyond its payload: bytes header, tuple, int, list slot.

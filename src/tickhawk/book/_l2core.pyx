@@ -149,6 +149,27 @@ cdef class _Side:
         self._reindex()
         return 0
 
+    cdef Py_ssize_t nbytes(self) noexcept nogil:
+        """Return the bytes this side's tables take (entries, hash index, near keys)."""
+        return (
+            self.capacity * sizeof(Level)
+            + (self.mask + 1) * sizeof(int32_t)
+            + (2 * self.near + 1) * sizeof(double)
+        )
+
+    cdef int _reserve(self, Py_ssize_t levels) except -1:
+        """Make room for ``levels`` live levels at once, so the table does not grow later.
+
+        A table grows only when it is full of entries and more than three quarters
+        are live, so ``levels`` fit without growing in a capacity of at least 4/3 of it.
+        """
+        cdef Py_ssize_t capacity = self.capacity
+        while 3 * capacity < 4 * levels:
+            capacity *= 2
+        if capacity > self.capacity:
+            self._allocate(capacity)
+        return 0
+
     cdef void _reindex(self) noexcept nogil:
         cdef Py_ssize_t i, slot, mask = self.mask
         memset(self.index, 0xFF, (mask + 1) * sizeof(int32_t))  # all EMPTY (-1)
@@ -271,6 +292,13 @@ cdef class _Side:
                 n += 1
         qsort(ordered, n, sizeof(Pair), _pairs_descending)
         self.clear()  # and store them again best first, as the pure-Python book does
+        # Room for half as many levels again as the snapshot holds (at most the trim
+        # point): the table takes its working size now, not in steps while it runs.
+        try:
+            self._reserve(min(n + n // 2, cap + cap // 10))
+        except MemoryError:
+            PyMem_Free(ordered)
+            raise
         if n > cap:
             self.horizon_key = ordered[cap].key
             n = cap
@@ -566,6 +594,11 @@ cdef class L2Book:
             ask = -self._asks.keys[self._asks.n_keys - 1]
             ask_qty = self._asks.entries[self._asks._find(ask)].qty
         return (bid, bid_qty, ask, ask_qty)
+
+    @property
+    def nbytes(self):
+        """Return the bytes the book's level tables take now (both sides, without the object)."""
+        return self._bids.nbytes() + self._asks.nbytes()
 
     @property
     def bid_horizon(self):

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -270,6 +271,12 @@ class PythonL2Book:
             ask,
             self.asks[ask] if ask_keys else math.nan,
         )
+
+    @property
+    def nbytes(self) -> int:
+        """Return the bytes the book's level tables take now (the dicts and key lists)."""
+        sides = (self._bids, self._asks)
+        return sum(sys.getsizeof(side.levels) + sys.getsizeof(side.keys) for side in sides)
 
     @property
     def bid_horizon(self) -> float:

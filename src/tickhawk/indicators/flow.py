@@ -37,6 +37,7 @@ when that is 0).
 from __future__ import annotations
 
 import math
+from array import array
 
 __all__ = ["FLOW_KEYS", "TradeFlow"]
 
@@ -122,11 +123,13 @@ class TradeFlow:
         self._width = window_ns // buckets
         self._window_s = self._width * buckets / 1e9
         self._per_s = 1.0 / self._window_s
-        self._b_buy = [0.0] * buckets
-        self._b_sell = [0.0] * buckets
-        self._b_n = [0] * buckets
-        self._b_pq = [0.0] * buckets
-        self._b_large = [0] * buckets
+        # Windows are arrays, not lists of floats: a list slot would hold a float object of
+        # its own once written, and the memory would creep until every slot was (minutes).
+        self._b_buy = array("d", bytes(8 * buckets))
+        self._b_sell = array("d", bytes(8 * buckets))
+        self._b_n = array("q", bytes(8 * buckets))
+        self._b_pq = array("d", bytes(8 * buckets))
+        self._b_large = array("q", bytes(8 * buckets))
         self._bucket = -1
         self._end = -(1 << 62)  # the first trade rolls
         # Window totals (the current bucket included), and the same over the
@@ -135,7 +138,7 @@ class TradeFlow:
         self._w_n = self._w_large = 0
         self._p_buy = self._p_sell = self._p_pq = 0.0
         self._p_n = self._p_large = 0
-        self._base = [0.0] * baseline
+        self._base = array("d", bytes(8 * baseline))
         self._base_next = 0
         self._base_count = 0
         self._base_mean = self._base_std = _NAN
@@ -143,7 +146,7 @@ class TradeFlow:
         self._slot_volume = 0.0
         self._first_slot = -1
         self._sample_ns = sample_ns
-        self._rv = [0.0] * samples  # squared returns of completed samples
+        self._rv = array("d", bytes(8 * samples))  # squared returns of completed samples
         self._rv_next = 0
         self._rv_sample = -1
         self._rv_end = -(1 << 62)
