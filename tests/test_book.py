@@ -615,7 +615,7 @@ def test_the_compiled_book_takes_its_working_size_at_the_snapshot() -> None:
     for _ in range(20_000):  # churn between 150 and 300 levels a side, prices moving
         side = rng.choice((book.bids, book.asks))
         n = len(side)
-        if n > 150 and (n >= 300 or rng.random() < 0.5):
+        if n > 150 and (n >= 300 or rng.random() < 0.3):
             price = rng.choice(list(side))
             change = [(price, 0.0)]
         else:

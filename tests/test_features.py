@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -202,6 +203,28 @@ def test_memory_is_fixed_whatever_the_flow(trades: list[tuple[float, float, int]
     for i, (price, qty, side) in enumerate(trades):
         flow.on_trade(100 + price, qty, side, T0 + i * 37 * MS)
     assert (len(flow._b_buy), len(flow._base), len(flow._rv)) == sizes
+
+
+def test_flow_windows_take_no_more_memory_as_they_fill() -> None:
+    """The default windows (10 minutes of volume baseline) filling up allocate nothing.
+
+    With lists of floats, each written slot held a float object of its own: the
+    memory crept for the baseline's ten minutes (the soak's RSS slope).
+    """
+    config = FeaturesConfig()
+    flows = [Features(config).flow for _ in range(50)]
+
+    def feed(start_s: int, end_s: int) -> None:
+        for second in range(start_s, end_s):
+            for k in range(4):
+                ts = T0 + second * 1_000_000_000 + k * 250_000_000
+                for n, flow in enumerate(flows):
+                    flow.on_trade(100.0 + (second % 7) * 0.01 + n, 0.5 + k, 1 - 2 * (k % 2), ts)
+
+    feed(0, 30)  # every window has rolled once
+    before = sys.getallocatedblocks()
+    feed(30, 900)  # 15 minutes: the baseline (60 × 10 s) and the volatility samples fill
+    assert sys.getallocatedblocks() - before < 500  # lists: + about 50 × 180 float objects
 
 
 positive = st.integers(min_value=1, max_value=4_000).map(lambda n: n / 4)
