@@ -282,6 +282,9 @@ cdef class _Side:
                 self._set(price, qty)
             else:
                 self._delete(price)
+        # Room for half as many levels again as the snapshot holds (at most the trim
+        # point): the table takes its working size now, not in steps while it runs.
+        self._reserve(min(self.count + self.count // 2, cap + cap // 10))
         cdef Pair *ordered = <Pair *>PyMem_Malloc((self.count + 1) * sizeof(Pair))
         if ordered == NULL:
             raise MemoryError()
@@ -292,13 +295,6 @@ cdef class _Side:
                 n += 1
         qsort(ordered, n, sizeof(Pair), _pairs_descending)
         self.clear()  # and store them again best first, as the pure-Python book does
-        # Room for half as many levels again as the snapshot holds (at most the trim
-        # point): the table takes its working size now, not in steps while it runs.
-        try:
-            self._reserve(min(n + n // 2, cap + cap // 10))
-        except MemoryError:
-            PyMem_Free(ordered)
-            raise
         if n > cap:
             self.horizon_key = ordered[cap].key
             n = cap
